@@ -1,0 +1,265 @@
+"""The one LLM boundary: the only module that imports ``openai`` and ``instructor``.
+
+Retry layers, each with one owner:
+
+* transport retries (429 honouring ``Retry-After``, 5xx, timeouts, dropped connections) are
+  owned by tenacity here, wrapped around the raw ``chat.completions.create`` call; the openai
+  client's own retries are off (``max_retries=0``);
+* validation re-asks (unparsable or out-of-taxonomy answers) are owned by instructor
+  (``max_retries=reasks``).
+
+The response model is wrapped for instructor once per class and its JSON schema is computed
+once, so the per-call path stays lean (see ``benchmarks/label_throughput.py``). Errors leave
+this module as :mod:`annotator.errors` types.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+import instructor
+import openai
+from pydantic import BaseModel
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from annotator.errors import AuthError, ResponseError, TransportError
+
+logging.getLogger("instructor").addHandler(logging.NullHandler())
+logging.getLogger("instructor").propagate = False
+
+_MODES = {"json_schema": instructor.Mode.JSON_SCHEMA, "tools": instructor.Mode.TOOLS,
+          "json": instructor.Mode.JSON, "md_json": instructor.Mode.MD_JSON}
+_TRANSIENT = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
+              openai.APIConnectionError)
+
+
+@dataclass
+class Counters:
+    """Request accounting shared by every call of one run."""
+
+    requests: int = 0
+    retries: int = 0
+    reasks: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+
+
+@dataclass
+class EndpointConfig:
+    """Where and how to call.
+
+    Attributes:
+        base_url: OpenAI-compatible endpoint (``.../v1``); None for api.openai.com.
+        model: model name sent in each request.
+        api_key: the key, read from the environment by the caller; never logged.
+        mode: ``json_schema`` (structured outputs), ``tools``, ``json`` or ``md_json``.
+        timeout: seconds per HTTP request.
+        transport_retries: retries after the first attempt for transient failures.
+        reasks: instructor re-asks after an invalid answer.
+        backoff_base: first backoff in seconds (doubles each retry, full jitter).
+        backoff_max: cap on one backoff (a longer ``Retry-After`` is still honoured).
+        provider: label for the ``labeler`` column; None derives it from ``base_url``.
+    """
+
+    base_url: str | None
+    model: str
+    api_key: str | None = None
+    mode: str = "json_schema"
+    timeout: float = 120.0
+    transport_retries: int = 6
+    reasks: int = 2
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    provider: str | None = None
+    extra_body: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def labeler(self) -> str:
+        """``provider:model``."""
+        if self.provider:
+            return f"{self.provider}:{self.model}"
+        host = urlparse(self.base_url).netloc if self.base_url else "api.openai.com"
+        provider = "openai" if host == "api.openai.com" else host
+        return f"{provider}:{self.model}"
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    response = getattr(exc, "response", None)
+    if response is None:
+        return None
+    value = response.headers.get("retry-after-ms")
+    if value:
+        try:
+            return float(value) / 1000.0
+        except ValueError:
+            pass
+    value = response.headers.get("retry-after")
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+class LLMClient:
+    """Async structured-output client for one endpoint.
+
+    Use as ``async with LLMClient(cfg) as client: await client.complete(...)``.
+    """
+
+    def __init__(self, config: EndpointConfig, counters: Counters | None = None) -> None:
+        self.config = config
+        self.counters = counters or Counters()
+        self._wrapped: dict[type[BaseModel], type[BaseModel]] = {}
+        http_client = None
+        try:
+            http_client = openai.DefaultAioHttpClient(timeout=config.timeout)
+        except RuntimeError:  # aiohttp extra missing: fall back to httpx
+            http_client = None
+        self._openai = openai.AsyncOpenAI(
+            base_url=config.base_url,
+            api_key=config.api_key or "not-needed",
+            max_retries=0,
+            timeout=config.timeout,
+            http_client=http_client,
+        )
+        if config.mode not in _MODES:
+            raise ValueError(f"unknown mode {config.mode!r}; choose from {', '.join(_MODES)}")
+        self._create = instructor.patch(create=self._raw_create, mode=_MODES[config.mode])
+        self._retrying_kwargs = {
+            "stop": stop_after_attempt(config.transport_retries + 1),
+            "retry": retry_if_exception(lambda e: isinstance(e, _TRANSIENT)),
+            "wait": self._wait,
+            "reraise": True,
+            "before_sleep": self._count_retry,
+        }
+
+    async def __aenter__(self) -> LLMClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        await self._openai.close()
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        hinted = _retry_after(exc) if exc is not None else None
+        if hinted is not None:
+            return hinted + random.uniform(0, 0.1)
+        ceiling = min(self.config.backoff_max, self.config.backoff_base * 2 ** (state.attempt_number - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def _count_retry(self, state: RetryCallState) -> None:
+        self.counters.retries += 1
+
+    async def _send(self, kwargs: dict[str, Any]) -> Any:
+        self.counters.requests += 1
+        response = await self._openai.chat.completions.create(**kwargs)
+        usage = getattr(response, "usage", None)
+        if usage is not None:
+            self.counters.prompt_tokens += usage.prompt_tokens or 0
+            self.counters.completion_tokens += usage.completion_tokens or 0
+            details = getattr(usage, "prompt_tokens_details", None)
+            self.counters.cached_prompt_tokens += getattr(details, "cached_tokens", 0) or 0
+        return response
+
+    async def _raw_create(self, **kwargs: Any) -> Any:
+        """One logical request: the HTTP call with transport retries (tenacity)."""
+        if kwargs.get("messages") and len(kwargs["messages"]) > 2:
+            self.counters.reasks += 1  # instructor appended the failed answer and the error
+        try:  # fast path: no retry machinery unless something fails
+            return await self._send(kwargs)
+        except _TRANSIENT as first:
+            self.counters.retries += 1
+            await _sleep(self._wait_first(first))
+        async for attempt in AsyncRetrying(**{**self._retrying_kwargs,
+                                              "stop": stop_after_attempt(self.config.transport_retries)}):
+            with attempt:
+                return await self._send(kwargs)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait_first(self, exc: BaseException) -> float:
+        hinted = _retry_after(exc)
+        if hinted is not None:
+            return hinted + random.uniform(0, 0.1)
+        return random.uniform(self.config.backoff_base / 2, self.config.backoff_base)
+
+    def _instructor_model(self, model: type[BaseModel]) -> type[BaseModel]:
+        wrapped = self._wrapped.get(model)
+        if wrapped is None:
+            wrapped = instructor.openai_schema(model)
+            self._wrapped[model] = wrapped
+        return wrapped
+
+    async def complete(
+        self,
+        messages: list[dict[str, str]],
+        response_model: type[BaseModel],
+        *,
+        temperature: float = 0.0,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+    ) -> BaseModel:
+        """Send one structured request; return the validated answer.
+
+        Raises:
+            AuthError: 401/403 from the endpoint.
+            TransportError: transport failures after every retry, or a 4xx answer.
+            ResponseError: the answer stayed invalid after every re-ask.
+        """
+        params: dict[str, Any] = {"model": self.config.model, "temperature": temperature}
+        if max_tokens is not None:
+            params["max_tokens"] = max_tokens
+        if seed is not None:
+            params["seed"] = seed
+        if self.config.extra_body:
+            params["extra_body"] = self.config.extra_body
+        try:
+            return await self._create(
+                response_model=self._instructor_model(response_model),
+                messages=messages,
+                max_retries=self.config.reasks,
+                **params,
+            )
+        except instructor.core.InstructorRetryException as exc:
+            raise _translate(exc.__cause__ or exc) from None
+        except Exception as exc:  # instructor/openai raise many types; translate every one
+            raise _translate(exc) from None
+
+
+def _translate(exc: BaseException) -> Exception:
+    if isinstance(exc, (AuthError, TransportError, ResponseError)):
+        return exc
+    if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
+        return AuthError(f"endpoint refused the credentials ({exc.status_code})")
+    if isinstance(exc, openai.APIStatusError):
+        return TransportError(f"HTTP {exc.status_code}: {_short(exc.message)}")
+    if isinstance(exc, openai.APITimeoutError):
+        return TransportError("request timed out")
+    if isinstance(exc, openai.APIConnectionError):
+        return TransportError(f"connection failed: {_short(str(exc.__cause__ or exc))}")
+    return ResponseError(f"invalid answer: {_short(str(exc))}")
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+async def _sleep(seconds: float) -> None:
+    import asyncio
+
+    await asyncio.sleep(seconds)
+
+
+def parameter_fingerprint(config: EndpointConfig) -> dict[str, Any]:
+    """The request parameters that change answers (for cache keys)."""
+    return {"model": config.model, "mode": config.mode, "extra_body": config.extra_body,
+            "base": config.labeler}

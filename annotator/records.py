@@ -1,0 +1,83 @@
+"""Typed records that flow between stages.
+
+``Item`` is one input unit (an eval sample or a corpus document); ``Annotation`` is one labeled
+(or failed) item; ``Reject`` is an input record that could not become an item. Dimensions are
+taxonomy data, so labels are keyed by dimension id.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Kind = Literal["eval", "corpus"]
+Status = Literal["ok", "failed"]
+LabelValue = str | list[str]
+
+
+class Item(BaseModel):
+    """One unit to label.
+
+    Attributes:
+        id: stable identifier (from ``--id-field`` or a content hash).
+        text: the text the labeler sees (already rendered from ``--template``).
+        source: where it came from (file stem, e.g. ``date_understanding``).
+        location: ``file:line`` (or ``file:record N``) for error messages.
+        fields: the input record's own fields, kept in the output unless disabled.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    text: str
+    source: str
+    location: str = ""
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class Annotation(BaseModel):
+    """The labels of one item, or the reason it has none.
+
+    Attributes:
+        labels: dimension id -> label id (single-label) or list of ids (multi-label).
+        confidence: dimension id -> 0..1 (model-stated, or the vote share with ``--votes``).
+        votes: dimension id -> {label: count}, only when more than one vote was taken.
+        cached: True when every answer came from the cache (no request was sent).
+    """
+
+    id: str
+    source: str
+    kind: Kind
+    labels: dict[str, LabelValue] = Field(default_factory=dict)
+    confidence: dict[str, float] = Field(default_factory=dict)
+    votes: dict[str, dict[str, int]] | None = None
+    rationale: str = ""
+    labeler: str
+    taxonomy_version: str
+    prompt_version: str
+    status: Status
+    error: str | None = None
+    cached: bool = False
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class Reject(BaseModel):
+    """An input record that could not become an item.
+
+    Attributes:
+        location: ``file:line`` or ``file:record N``.
+        field: the offending field, or None for whole-record problems.
+        reason: what is wrong, in words.
+        raw: a bounded excerpt of the raw record, for the rejects file.
+    """
+
+    location: str
+    field: str | None = None
+    reason: str
+    raw: str = ""
+
+    def message(self) -> str:
+        """One line naming file, line/record and field."""
+        where = f"{self.location}: field {self.field!r}" if self.field else self.location
+        return f"{where}: {self.reason}"

@@ -1,0 +1,251 @@
+"""Input stage: files -> :class:`Item` (or :class:`Reject` naming file, line and field).
+
+Formats: JSONL, JSON (an array of objects, or BBH's ``{"examples": [...]}``), CSV, Parquet, and
+a Hugging Face ``datasets`` dataset saved with ``save_to_disk`` (read straight from its Arrow
+files, so the ``datasets`` package is not needed). The text is one field (``text_field``; when
+unset the first of :data:`TEXT_FIELDS` present in a file's first record) or a strict Jinja
+template over the record's fields. The id is ``id_field`` or a sha256 content hash of the record.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from annotator.errors import InputError, TemplateError
+from annotator.prompts import compile_template, render
+from annotator.records import Item, Reject
+
+TEXT_FIELDS = ("text", "input", "question", "prompt", "problem", "instruction", "content", "ctx")
+_RAW_EXCERPT = 300
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """How records become items.
+
+    Attributes:
+        text_field: field holding the text (auto-detected when None and no template).
+        template: Jinja template over the record's fields (e.g. question + lettered choices).
+        id_field: field holding a stable id; None for a content hash.
+        source: name for the ``source`` column; None for each file's stem.
+    """
+
+    text_field: str | None = None
+    template: str | None = None
+    id_field: str | None = None
+    source: str | None = None
+
+
+def content_id(record: dict[str, Any]) -> str:
+    """Stable id from the record's content: sha256 over canonical JSON, 16 hex digits."""
+    blob = json.dumps(record, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def read_items(paths: Iterable[str | Path], spec: SourceSpec) -> Iterator[Item | Reject]:
+    """Stage: yield one :class:`Item` or :class:`Reject` per input record, in file order.
+
+    Raises:
+        InputError: a path that does not exist or has an unknown format.
+        TemplateError: a template with a syntax error.
+    """
+    template = compile_template(spec.template, "--template") if spec.template else None
+    for raw_path in paths:
+        path = Path(raw_path)
+        source = spec.source or (path.name if path.is_dir() else path.stem)
+        text_field = spec.text_field
+        count = 0
+        for location, record in _records(path):
+            count += 1
+            if isinstance(record, Reject):
+                yield record
+                continue
+            if template is None and text_field is None:
+                text_field = _detect_text_field(record, path)
+            yield _to_item(record, location, source, spec, template, text_field)
+        if count == 0:
+            yield Reject(location=str(path), reason="empty file: no records")
+
+
+def _detect_text_field(record: dict[str, Any], path: Path) -> str:
+    for name in TEXT_FIELDS:
+        if name in record:
+            return name
+    raise InputError(
+        f"{path}: no text field found (looked for {', '.join(TEXT_FIELDS)}; record has "
+        f"{', '.join(list(record)[:12])}); pass --text-field or --template"
+    )
+
+
+def _to_item(
+    record: dict[str, Any],
+    location: str,
+    source: str,
+    spec: SourceSpec,
+    template: jinja2.Template | None,
+    text_field: str | None,
+) -> Item | Reject:
+    raw = json.dumps(record, ensure_ascii=False, default=str)[:_RAW_EXCERPT]
+    if template is not None:
+        try:
+            text = render(template, "--template", **record)
+        except TemplateError as exc:
+            return Reject(location=location, field=_undefined_name(str(exc)), reason=str(exc), raw=raw)
+        field = "--template"
+    else:
+        assert text_field is not None
+        if text_field not in record or _missing(record[text_field]):
+            return Reject(location=location, field=text_field, reason="missing field", raw=raw)
+        text = record[text_field]
+        field = text_field
+        if not isinstance(text, str):
+            text = json.dumps(text, ensure_ascii=False, default=str)
+    if not text.strip():
+        return Reject(location=location, field=field, reason="empty text", raw=raw)
+    if spec.id_field:
+        if spec.id_field not in record or _missing(record[spec.id_field]):
+            return Reject(location=location, field=spec.id_field, reason="missing id field", raw=raw)
+        item_id = str(record[spec.id_field])
+    else:
+        item_id = content_id(record)
+    return Item(id=item_id, text=text, source=source, location=location, fields=record)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _undefined_name(message: str) -> str | None:
+    start = message.find("'")
+    end = message.find("'", start + 1)
+    return message[start + 1 : end] if 0 <= start < end else None
+
+
+def _records(path: Path) -> Iterator[tuple[str, dict[str, Any] | Reject]]:
+    if not path.exists():
+        raise InputError(f"{path}: no such file or directory")
+    if path.is_dir():
+        yield from _arrow_dir(path)
+        return
+    suffix = path.suffix.lower()
+    readers = {".jsonl": _jsonl, ".ndjson": _jsonl, ".json": _json, ".csv": _csv, ".parquet": _parquet}
+    if suffix not in readers:
+        raise InputError(f"{path}: unknown input format {suffix!r} (jsonl, json, csv, parquet, or a saved dataset directory)")
+    yield from readers[suffix](path)
+
+
+def _jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any] | Reject]]:
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            location = f"{path}:{lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield location, Reject(
+                    location=location, reason=f"invalid UTF-8 at byte {exc.start} of the line",
+                    raw=raw[:_RAW_EXCERPT].decode("utf-8", "replace"),
+                )
+                continue
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield location, Reject(
+                    location=location, reason=f"invalid JSON ({exc.msg} at column {exc.colno})",
+                    raw=line[:_RAW_EXCERPT],
+                )
+                continue
+            if not isinstance(record, dict):
+                yield location, Reject(location=location, reason="record is not a JSON object", raw=line[:_RAW_EXCERPT])
+                continue
+            yield location, record
+
+
+def _decode(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: invalid UTF-8 at byte {exc.start}") from None
+
+
+def _json(path: Path) -> Iterator[tuple[str, dict[str, Any] | Reject]]:
+    text = _decode(path)
+    if not text.strip():
+        return
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+    if isinstance(data, dict) and isinstance(data.get("examples"), list):
+        data = data["examples"]
+    if not isinstance(data, list):
+        raise InputError(f"{path}: expected a JSON array of objects or an object with 'examples'")
+    for i, record in enumerate(data):
+        location = f"{path}:record {i}"
+        if isinstance(record, dict):
+            yield location, record
+        else:
+            yield location, Reject(location=location, reason="record is not a JSON object", raw=str(record)[:_RAW_EXCERPT])
+
+
+def _csv(path: Path) -> Iterator[tuple[str, dict[str, Any] | Reject]]:
+    reader = csv.DictReader(io.StringIO(_decode(path), newline=""))
+    for record in reader:
+        location = f"{path}:{reader.line_num}"
+        if None in record:  # more cells than header columns
+            yield location, Reject(location=location, reason="more cells than header columns")
+            continue
+        yield location, {k: v for k, v in record.items()}
+
+
+def _parquet(path: Path) -> Iterator[tuple[str, dict[str, Any] | Reject]]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several unrelated types
+        raise InputError(f"{path}: unreadable Parquet file: {exc}") from None
+    yield from _table_rows(table, path, "row")
+
+
+def _arrow_dir(path: Path) -> Iterator[tuple[str, dict[str, Any] | Reject]]:
+    """A ``datasets`` ``save_to_disk`` directory (a Dataset, or a DatasetDict of splits)."""
+    import pyarrow as pa
+
+    if (path / "dataset_dict.json").is_file():
+        splits = json.loads((path / "dataset_dict.json").read_text())["splits"]
+        for split in splits:
+            yield from _arrow_dir(path / split)
+        return
+    state_file = path / "state.json"
+    if not state_file.is_file():
+        raise InputError(f"{path}: a directory must be a dataset saved with save_to_disk (no state.json)")
+    files = [path / f["filename"] for f in json.loads(state_file.read_text())["_data_files"]]
+    for file in files:
+        try:
+            with pa.memory_map(str(file)) as source:
+                table = pa.ipc.open_stream(source).read_all()
+        except Exception as exc:  # pyarrow raises several unrelated types
+            raise InputError(f"{file}: unreadable Arrow file: {exc}") from None
+        yield from _table_rows(table, file, "row")
+
+
+def _table_rows(table: Any, path: Path, unit: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    offset = 0
+    for batch in table.to_batches(max_chunksize=4096):
+        for i, record in enumerate(batch.to_pylist()):
+            yield f"{path}:{unit} {offset + i}", record
+        offset += batch.num_rows

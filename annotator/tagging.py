@@ -1,0 +1,294 @@
+"""Tagging stage: items -> annotations through the LLM, async with bounded concurrency.
+
+Work is split into *units* (one vote for one item, or one vote for a batch of items with
+``items_per_request > 1``). Every unit first looks in the answer cache; the rest go to a fixed
+pool of worker coroutines. A unit that fails after all retries marks its items failed with the
+reason; a batched answer that misses or mismatches an item sends that item again alone. With
+``max_cost`` no new unit starts once the projected spend reaches the budget; in-flight requests
+finish and the items not started are written as failed ("not labeled: budget"), so a rerun
+continues where the run stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+from tqdm import tqdm
+
+from annotator.accounting import Price
+from annotator.cache import AnswerCache, request_key
+from annotator.errors import AuthError, LLMError
+from annotator.llm import LLMClient, parameter_fingerprint
+from annotator.prompts import PromptSet
+from annotator.records import Annotation, Item
+from annotator.taxonomy import Taxonomy, build_batch_model, build_response_model
+
+BUDGET_REASON = "not labeled: --max-cost budget reached (a rerun continues)"
+
+
+@dataclass
+class TagOptions:
+    """Tagging knobs (see ``annotator label --help``)."""
+
+    kind: str = "eval"
+    concurrency: int = 16
+    votes: int = 1
+    items_per_request: int = 1
+    temperature: float | None = None
+    max_tokens: int | None = None
+    max_cost: float | None = None
+    rationale: bool = True
+    confidence: bool = True
+    progress: bool = False
+
+    def effective_temperature(self) -> float:
+        """0 for a single vote, 0.7 when several votes must differ (unless set)."""
+        if self.temperature is not None:
+            return self.temperature
+        return 0.0 if self.votes == 1 else 0.7
+
+
+@dataclass
+class _Unit:
+    items: list[Item]
+    vote: int
+
+
+@dataclass
+class _State:
+    answers: dict[str, list[dict[str, Any] | None]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    from_cache: dict[str, int] = field(default_factory=dict)
+
+
+class Tagger:
+    """Labels items with one LLM endpoint, one taxonomy kind and one prompt set."""
+
+    def __init__(
+        self,
+        client: LLMClient,
+        taxonomy: Taxonomy,
+        prompts: PromptSet,
+        cache: AnswerCache,
+        options: TagOptions,
+        price: Price | None = None,
+    ) -> None:
+        self.client = client
+        self.taxonomy = taxonomy
+        self.prompts = prompts
+        self.cache = cache
+        self.options = options
+        self.price = price
+        self.dims = taxonomy.dimensions(options.kind)
+        self.model = build_response_model(
+            taxonomy, options.kind, rationale=options.rationale, confidence=options.confidence
+        )
+        self.batch_model: type[BaseModel] | None = None
+        if options.items_per_request > 1:
+            entry = build_response_model(
+                taxonomy, options.kind, rationale=options.rationale,
+                confidence=options.confidence, with_id=True,
+            )
+            self.batch_model = build_batch_model(entry)
+        system_hash = hashlib.sha256(prompts.system.encode()).hexdigest()
+        self._key_base = {
+            "params": parameter_fingerprint(client.config),
+            "temperature": options.effective_temperature(),
+            "max_tokens": options.max_tokens,
+            "schema": request_key(self.model.model_json_schema()),
+            "system": system_hash,
+            "taxonomy": taxonomy.version,
+            "prompt": prompts.version,
+            "items_per_request": options.items_per_request,
+        }
+        self.cached_items = 0
+        self.budget_stopped = False
+
+    # ---- cache keys -------------------------------------------------------------------------
+    def _key(self, item: Item, vote: int) -> str:
+        user = self.prompts.item_message(item)
+        return request_key({**self._key_base, "user": user, "vote": vote})
+
+    # ---- the stage --------------------------------------------------------------------------
+    def run(self, items: Iterable[Item]) -> Iterator[Annotation]:
+        """Stage: yield one annotation per item, in input order."""
+        item_list = list(items)
+        state = asyncio.run(self._label_all(item_list))
+        for item in item_list:
+            yield self._annotation(item, state)
+
+    async def _label_all(self, items: list[Item]) -> _State:
+        state = _State()
+        pending: list[tuple[Item, int, str]] = []
+        for item in items:
+            state.answers[item.id] = [None] * self.options.votes
+            for vote in range(self.options.votes):
+                key = self._key(item, vote)
+                hit = self.cache.get(key)
+                if hit is not None:
+                    state.answers[item.id][vote] = hit
+                    state.from_cache[item.id] = state.from_cache.get(item.id, 0) + 1
+                else:
+                    pending.append((item, vote, key))
+        self.cached_items = sum(1 for n in state.from_cache.values() if n == self.options.votes)
+        try:
+            if pending:
+                await self._run_units(pending, state)
+        finally:
+            await self.client.close()
+        return state
+
+    async def _run_units(self, pending: list[tuple[Item, int, str]], state: _State) -> None:
+        keys = {(item.id, vote): key for item, vote, key in pending}
+        queue: asyncio.Queue[_Unit] = asyncio.Queue()
+        size = self.options.items_per_request
+        by_vote: dict[int, list[Item]] = {}
+        for item, vote, _ in pending:
+            by_vote.setdefault(vote, []).append(item)
+        for vote, vote_items in by_vote.items():
+            for i in range(0, len(vote_items), size):
+                queue.put_nowait(_Unit(vote_items[i : i + size], vote))
+        bar = tqdm(total=len(pending), disable=not self.options.progress, unit="item",
+                   desc="labeling", dynamic_ncols=True)
+        inflight = [0]
+        fatal: list[BaseException] = []
+
+        async def worker() -> None:
+            while not queue.empty() and not fatal:
+                unit = queue.get_nowait()
+                if self._over_budget(inflight[0]):
+                    self.budget_stopped = True
+                    for item in unit.items:
+                        state.errors.setdefault(item.id, BUDGET_REASON)
+                    continue
+                inflight[0] += len(unit.items)
+                try:
+                    await self._do_unit(unit, keys, state, queue)
+                except AuthError as exc:
+                    fatal.append(exc)
+                finally:
+                    inflight[0] -= len(unit.items)
+                bar.update(sum(1 for it in unit.items if state.answers[it.id][unit.vote] is not None
+                               or it.id in state.errors))
+
+        workers = [asyncio.create_task(worker()) for _ in range(max(1, self.options.concurrency))]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            bar.close()
+        if fatal:
+            raise fatal[0]
+
+    def _over_budget(self, inflight_items: int) -> bool:
+        if self.options.max_cost is None or self.price is None:
+            return False
+        counters = self.client.counters
+        spent = self.price.cost(counters.prompt_tokens, counters.completion_tokens)
+        done = max(1, counters.requests)
+        per_request = spent / done if counters.requests else 0.0
+        return spent + per_request * inflight_items / self.options.items_per_request >= self.options.max_cost
+
+    async def _do_unit(
+        self, unit: _Unit, keys: dict[tuple[str, int], str], state: _State, queue: asyncio.Queue
+    ) -> None:
+        opts = self.options
+        kwargs = {"temperature": opts.effective_temperature(), "max_tokens": opts.max_tokens,
+                  "seed": unit.vote if opts.votes > 1 else None}
+        if len(unit.items) == 1:
+            item = unit.items[0]
+            try:
+                answer = await self.client.complete(self.prompts.messages([item]), self.model, **kwargs)
+            except AuthError:
+                raise
+            except LLMError as exc:
+                state.errors[item.id] = f"{type(exc).__name__}: {exc}"
+                return
+            self._store(item, unit.vote, answer.model_dump(mode="json"), keys, state)
+            return
+        assert self.batch_model is not None
+        try:
+            answer = await self.client.complete(self.prompts.messages(unit.items), self.batch_model, **kwargs)
+            entries = {e.id: e.model_dump(mode="json", exclude={"id"}) for e in answer.items}
+        except AuthError:
+            raise
+        except LLMError:
+            entries = {}
+        for item in unit.items:
+            if item.id in entries:
+                self._store(item, unit.vote, entries[item.id], keys, state)
+            else:  # missing or mismatched in the batched answer: retry alone
+                await self._do_unit(_Unit([item], unit.vote), keys, state, queue)
+
+    def _store(self, item: Item, vote: int, answer: dict[str, Any], keys: dict, state: _State) -> None:
+        state.answers[item.id][vote] = answer
+        self.cache.set(keys[(item.id, vote)], answer)
+
+    # ---- assembling annotations ------------------------------------------------------------
+    def _annotation(self, item: Item, state: _State) -> Annotation:
+        votes = state.answers[item.id]
+        base = {
+            "id": item.id, "source": item.source, "kind": self.options.kind,
+            "labeler": self.client.config.labeler, "taxonomy_version": self.taxonomy.version,
+            "prompt_version": self.prompts.version, "fields": item.fields,
+        }
+        if any(v is None for v in votes):
+            error = state.errors.get(item.id, "no answer")
+            return Annotation(**base, status="failed", error=error)
+        cached = state.from_cache.get(item.id, 0) == len(votes)
+        if len(votes) == 1:
+            answer = votes[0]
+            labels = {d.id: answer[d.id] for d in self.dims}
+            conf = {d.id: answer[f"{d.id}_confidence"] for d in self.dims if f"{d.id}_confidence" in answer}
+            return Annotation(**base, status="ok", labels=labels, confidence=conf,
+                              rationale=answer.get("rationale", ""), cached=cached)
+        labels, conf, dist = combine_votes(votes, self.dims)
+        return Annotation(**base, status="ok", labels=labels, confidence=conf, votes=dist,
+                          rationale=votes[0].get("rationale", ""), cached=cached)
+
+
+def combine_votes(votes: list[dict[str, Any]], dims: list) -> tuple[dict, dict, dict]:
+    """Majority label per dimension; confidence = vote share; the distribution is kept.
+
+    Single-label: the most frequent label (ties go to the label voted first). Multi-label: the
+    labels named by more than half the votes, ordered by mean position (at least ``min`` labels,
+    topped up by frequency); confidence = share of votes naming the first label.
+    """
+    labels: dict[str, Any] = {}
+    conf: dict[str, float] = {}
+    dist: dict[str, dict[str, int]] = {}
+    n = len(votes)
+    for dim in dims:
+        if not dim.multi:
+            counts = Counter(v[dim.id] for v in votes)
+            order = {lab: i for i, lab in reversed(list(enumerate(v[dim.id] for v in votes)))}
+            best = max(counts, key=lambda lab: (counts[lab], -order[lab]))
+            labels[dim.id], conf[dim.id] = best, counts[best] / n
+            dist[dim.id] = dict(counts)
+            continue
+        counts = Counter(lab for v in votes for lab in v[dim.id])
+        positions: dict[str, list[int]] = {}
+        for v in votes:
+            for pos, lab in enumerate(v[dim.id]):
+                positions.setdefault(lab, []).append(pos)
+        mean_pos = {lab: sum(p) / len(p) for lab, p in positions.items()}
+        chosen = [lab for lab in counts if counts[lab] > n / 2]
+        lo = dim.min if dim.min is not None else 1
+        for lab, _ in counts.most_common():
+            if len(chosen) >= lo:
+                break
+            if lab not in chosen:
+                chosen.append(lab)
+        chosen.sort(key=lambda lab: (mean_pos[lab], -counts[lab]))
+        chosen = chosen[: dim.max] if dim.max else chosen
+        labels[dim.id] = chosen
+        conf[dim.id] = counts[chosen[0]] / n if chosen else (
+            sum(1 for v in votes if not v[dim.id]) / n)
+        dist[dim.id] = dict(counts)
+    return labels, conf, dist
+

@@ -1,0 +1,335 @@
+"""The taxonomy is data: load and validate ``schemas/*.yaml``, build response models from it.
+
+No label list is written in Python. A taxonomy file declares kinds (``eval``, ``corpus``), each
+with dimensions; a dimension has a cardinality (``one``, ``ordered_list``, ``list``) and labels.
+The taxonomy version is ``<name>@<sha256 of the file content, 12 hex>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+
+from annotator.errors import TaxonomyError
+from annotator.resources import resource_path
+
+DEFAULT_TAXONOMY = "taxonomy-v1.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Label(_Strict):
+    """One label: id, description, at least two short examples, confusions to avoid."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = Field(min_length=3)
+    examples: list[str] = Field(min_length=2)
+    confuse: str | None = None
+
+
+class LabelsFrom(_Strict):
+    """Reuse another dimension's labels, minus ``except``, plus ``add``."""
+
+    kind: str
+    dimension: str
+    except_: list[str] = Field(default_factory=list, alias="except")
+    add: list[Label] = Field(default_factory=list)
+
+
+class Dimension(_Strict):
+    """One dimension with its cardinality and label set."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    question: str
+    cardinality: Literal["one", "ordered_list", "list"]
+    min: int | None = Field(default=None, ge=0)
+    max: int | None = Field(default=None, ge=1)
+    mirrors: str | None = None
+    labels: list[Label] = Field(default_factory=list)
+    labels_from: LabelsFrom | None = None
+
+    @property
+    def multi(self) -> bool:
+        """True for list-valued dimensions."""
+        return self.cardinality != "one"
+
+    @property
+    def label_ids(self) -> list[str]:
+        """The label ids in declared order."""
+        return [label.id for label in self.labels]
+
+
+class KindSpec(_Strict):
+    """The dimensions used for one kind of unit (eval sample, corpus document)."""
+
+    unit: str
+    dimensions: list[Dimension] = Field(min_length=1)
+
+
+class PairRule(_Strict):
+    """One row of a table mapping rule."""
+
+    from_: str = Field(alias="from")
+    to: list[str] = Field(min_length=1)
+    weight: float = Field(ge=0, le=1)
+    why: str
+
+
+class MappingRule(_Strict):
+    """An eval-dimension -> corpus-dimension rule (used by the mapping step)."""
+
+    eval: str
+    corpus: str
+    rule: Literal["identical", "table"]
+    any_for: list[str] = Field(default_factory=list)
+    pairs: list[PairRule] = Field(default_factory=list)
+    weight: float = Field(default=1.0, ge=0, le=1)
+    why: str = ""
+
+
+class Taxonomy(_Strict):
+    """A validated taxonomy file."""
+
+    name: str
+    description: str = ""
+    kinds: dict[str, KindSpec]
+    mapping: list[MappingRule] = Field(default_factory=list)
+    content_hash: str = ""
+
+    @field_validator("kinds")
+    @classmethod
+    def _some_kind(cls, value: dict[str, KindSpec]) -> dict[str, KindSpec]:
+        if not value:
+            raise ValueError("at least one kind is required")
+        return value
+
+    @property
+    def version(self) -> str:
+        """``name@hash``: changes whenever the file's content changes."""
+        return f"{self.name}@{self.content_hash}"
+
+    def dimensions(self, kind: str) -> list[Dimension]:
+        """The dimensions of ``kind``.
+
+        Raises:
+            TaxonomyError: when the taxonomy has no such kind.
+        """
+        if kind not in self.kinds:
+            raise TaxonomyError(
+                f"taxonomy {self.name!r} has no kind {kind!r} (has: {', '.join(self.kinds)})"
+            )
+        return self.kinds[kind].dimensions
+
+    def dimension(self, kind: str, dim_id: str) -> Dimension:
+        """One dimension by id."""
+        for dim in self.dimensions(kind):
+            if dim.id == dim_id:
+                return dim
+        raise TaxonomyError(f"taxonomy {self.name!r} kind {kind!r} has no dimension {dim_id!r}")
+
+    @cached_property
+    def fingerprint(self) -> dict[str, Any]:
+        """Canonical summary used in cache keys (version + label sets)."""
+        return {"version": self.version}
+
+
+def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
+    """Load and validate a taxonomy file (the shipped v1 taxonomy by default).
+
+    Args:
+        path: a YAML file; None for ``schemas/taxonomy-v1.yaml``.
+
+    Returns:
+        The taxonomy with ``labels_from`` resolved and its content hash set.
+
+    Raises:
+        TaxonomyError: naming the file and the path inside it for every problem found.
+    """
+    file = Path(path) if path else resource_path("schemas") / DEFAULT_TAXONOMY
+    try:
+        raw_bytes = file.read_bytes()
+    except OSError as exc:
+        raise TaxonomyError(f"{file}: cannot read taxonomy: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(raw_bytes.decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise TaxonomyError(f"{file}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise TaxonomyError(f"{file}: top level must be a mapping")
+    data["content_hash"] = hashlib.sha256(raw_bytes).hexdigest()[:12]
+    try:
+        taxonomy = Taxonomy.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<top>'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise TaxonomyError(f"{file}: {problems}") from None
+    return _check(_resolve(taxonomy, file), file)
+
+
+def _resolve(taxonomy: Taxonomy, file: Path) -> Taxonomy:
+    """Fill every ``labels_from`` dimension from the dimension it names."""
+    kinds: dict[str, KindSpec] = {}
+    for kind_id, spec in taxonomy.kinds.items():
+        dims = []
+        for i, dim in enumerate(spec.dimensions):
+            where = f"kinds.{kind_id}.dimensions.{i}"
+            if dim.labels_from is not None:
+                if dim.labels:
+                    raise TaxonomyError(f"{file}: {where}: give labels or labels_from, not both")
+                src = dim.labels_from
+                source_kind = taxonomy.kinds.get(src.kind)
+                source = next(
+                    (d for d in (source_kind.dimensions if source_kind else []) if d.id == src.dimension),
+                    None,
+                )
+                if source is None or source.labels_from is not None:
+                    raise TaxonomyError(
+                        f"{file}: {where}.labels_from: no dimension {src.kind}.{src.dimension} "
+                        "with its own labels"
+                    )
+                unknown = sorted(set(src.except_) - set(source.label_ids))
+                if unknown:
+                    raise TaxonomyError(f"{file}: {where}.labels_from.except: unknown labels {unknown}")
+                labels = [lb for lb in source.labels if lb.id not in src.except_] + list(src.add)
+                dim = dim.model_copy(update={"labels": labels, "labels_from": None})
+            dims.append(dim)
+        kinds[kind_id] = spec.model_copy(update={"dimensions": dims})
+    return taxonomy.model_copy(update={"kinds": kinds})
+
+
+def _check(taxonomy: Taxonomy, file: Path) -> Taxonomy:
+    """Semantic checks pydantic cannot express: duplicates, empty sets, rule references."""
+    problems: list[str] = []
+    for kind_id, spec in taxonomy.kinds.items():
+        seen_dims: set[str] = set()
+        for i, dim in enumerate(spec.dimensions):
+            where = f"kinds.{kind_id}.dimensions.{i} ({dim.id})"
+            if dim.id in seen_dims:
+                problems.append(f"{where}: duplicate dimension id {dim.id!r}")
+            seen_dims.add(dim.id)
+            if not dim.labels:
+                problems.append(f"{where}.labels: empty label set")
+            dupes = sorted({x for x in dim.label_ids if dim.label_ids.count(x) > 1})
+            if dupes:
+                problems.append(f"{where}.labels: duplicate label ids {dupes}")
+            if dim.multi:
+                lo, hi = dim.min if dim.min is not None else 1, dim.max
+                if hi is None or lo > hi:
+                    problems.append(f"{where}: list dimensions need 0 <= min <= max (got {lo}..{hi})")
+            elif dim.min is not None or dim.max is not None:
+                problems.append(f"{where}: min/max apply to list dimensions only")
+    for i, rule in enumerate(taxonomy.mapping):
+        where = f"mapping.{i}"
+        try:
+            src = taxonomy.dimension("eval", rule.eval)
+            dst = taxonomy.dimension("corpus", rule.corpus)
+        except TaxonomyError as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        names = set(src.label_ids)
+        for lab in rule.any_for:
+            if lab not in names:
+                problems.append(f"{where}.any_for: unknown {rule.eval} label {lab!r}")
+        for j, pair in enumerate(rule.pairs):
+            if pair.from_ not in names:
+                problems.append(f"{where}.pairs.{j}.from: unknown {rule.eval} label {pair.from_!r}")
+            for lab in pair.to:
+                if lab not in dst.label_ids:
+                    problems.append(f"{where}.pairs.{j}.to: unknown {rule.corpus} label {lab!r}")
+        if rule.rule == "identical":
+            missing = sorted(names - set(dst.label_ids) - set(rule.any_for))
+            if missing:
+                problems.append(f"{where}: identical rule but {rule.corpus} lacks {missing}")
+    if problems:
+        raise TaxonomyError(f"{file}: " + "; ".join(problems))
+    return taxonomy
+
+
+class CachedSchemaModel(BaseModel):
+    """Base for generated response models: the JSON schema is computed once per class."""
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:  # noqa: D102
+        if args or kwargs:
+            return super().model_json_schema(*args, **kwargs)
+        cached = cls.__dict__.get("_schema_cache")
+        if cached is None:
+            cached = super().model_json_schema()
+            type.__setattr__(cls, "_schema_cache", cached)
+        return cached
+
+
+def build_response_model(
+    taxonomy: Taxonomy,
+    kind: str,
+    *,
+    rationale: bool = True,
+    confidence: bool = True,
+    with_id: bool = False,
+) -> type[BaseModel]:
+    """Build the pydantic model one answer must satisfy.
+
+    Field order is the decoding order: (the item id in batches,) a short rationale, then per
+    dimension its label(s) and optionally a 0..1 confidence. Label sets are ``Literal`` types
+    taken from the taxonomy; list dimensions reject repeated labels so instructor re-asks.
+
+    Args:
+        taxonomy: the loaded taxonomy.
+        kind: ``eval`` or ``corpus`` (or any kind the taxonomy declares).
+        rationale: include the rationale field.
+        confidence: include ``<dimension>_confidence`` fields.
+        with_id: start with an ``id`` field (entries of a batched answer).
+    """
+    fields: dict[str, Any] = {}
+    if with_id:
+        fields["id"] = (str, Field(description="the id of the item these labels are for"))
+    if rationale:
+        fields["rationale"] = (
+            str,
+            Field(description="one or two sentences on what the item needs", max_length=600),
+        )
+    dims = taxonomy.dimensions(kind)
+    for dim in dims:
+        lit = Literal[tuple(dim.label_ids)]  # type: ignore[valid-type]
+        if dim.multi:
+            lo = dim.min if dim.min is not None else 1
+            spec = Field(min_length=lo, max_length=dim.max, description=dim.question)
+            fields[dim.id] = (list[lit], spec)
+        else:
+            fields[dim.id] = (lit, Field(description=dim.question))
+        if confidence:
+            fields[f"{dim.id}_confidence"] = (float, Field(ge=0.0, le=1.0))
+    validators = {}
+    multi = [d.id for d in dims if d.multi]
+    if multi:
+        validators["unique_labels"] = field_validator(*multi)(_unique)
+    name = f"{kind.capitalize()}Labels" + ("Entry" if with_id else "")
+    return create_model(  # type: ignore[call-overload]
+        name, __base__=CachedSchemaModel, __validators__=validators, **fields
+    )
+
+
+def _unique(cls: type, value: list[str]) -> list[str]:
+    if len(set(value)) != len(value):
+        raise ValueError("labels must not repeat")
+    return value
+
+
+def build_batch_model(entry_model: type[BaseModel]) -> type[BaseModel]:
+    """Answer model for several items per request: ``{"items": [entry, ...]}``.
+
+    Args:
+        entry_model: a model from :func:`build_response_model` with ``with_id=True``.
+    """
+    return create_model(  # type: ignore[call-overload]
+        "BatchLabels", __base__=CachedSchemaModel, items=(list[entry_model], Field(min_length=1))
+    )
