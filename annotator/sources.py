@@ -249,3 +249,20 @@ def _table_rows(table: Any, path: Path, unit: str) -> Iterator[tuple[str, dict[s
         for i, record in enumerate(batch.to_pylist()):
             yield f"{path}:{unit} {offset + i}", record
         offset += batch.num_rows
+
+
+def items_from_records(
+    records: Iterable[dict[str, Any]], spec: SourceSpec, name: str = "records"
+) -> Iterator[Item | Reject]:
+    """Stage: in-memory records (e.g. DataFrame rows) -> items, located as ``name:row N``."""
+    template = compile_template(spec.template, "--template") if spec.template else None
+    text_field = spec.text_field
+    source = spec.source or name
+    for i, record in enumerate(records):
+        location = f"{name}:row {i}"
+        if not isinstance(record, dict):
+            yield Reject(location=location, reason="record is not a mapping")
+            continue
+        if template is None and text_field is None:
+            text_field = _detect_text_field(record, Path(name))
+        yield _to_item(record, location, source, spec, template, text_field)

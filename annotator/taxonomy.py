@@ -333,3 +333,19 @@ def build_batch_model(entry_model: type[BaseModel]) -> type[BaseModel]:
     return create_model(  # type: ignore[call-overload]
         "BatchLabels", __base__=CachedSchemaModel, items=(list[entry_model], Field(min_length=1))
     )
+
+
+def describe(taxonomy: Taxonomy) -> str:
+    """Plain-text overview: kinds, dimensions with cardinality, labels, mapping rules."""
+    lines = [f"{taxonomy.version}: {taxonomy.description}".rstrip(": ")]
+    for kind, spec in taxonomy.kinds.items():
+        lines.append(f"\n[{kind}] one label set per {spec.unit}")
+        for dim in spec.dimensions:
+            card = "exactly one" if not dim.multi else f"{dim.cardinality} {dim.min if dim.min is not None else 1}-{dim.max}"
+            lines.append(f"  {dim.id} ({card}): {dim.question}")
+            lines.extend(f"    {lb.id:<24} {lb.description}" for lb in dim.labels)
+    if taxonomy.mapping:
+        lines.append("\n[mapping] eval -> corpus")
+        for rule in taxonomy.mapping:
+            lines.append(f"  {rule.eval} -> {rule.corpus} ({rule.rule}, {len(rule.pairs)} pairs)")
+    return "\n".join(lines)

@@ -1,0 +1,144 @@
+"""Money and counts: the price table (data, overridable) and the run summary.
+
+Prices are USD per 1M tokens from ``schemas/prices.yaml``; ``--prices FILE`` or the
+``[prices]`` table of ``annotator.toml`` override or extend it. ``--dry-run`` estimates tokens
+as characters / 4 (no tokenizer is downloaded) and a fixed answer size per dimension.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from annotator.errors import ConfigError
+from annotator.resources import resource_path
+
+CHARS_PER_TOKEN = 4.0
+ANSWER_TOKENS_PER_DIMENSION = 14
+RATIONALE_TOKENS = 40
+
+
+class Price(BaseModel):
+    """USD per 1M tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+
+    def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> float:
+        """Cost in USD; cached prompt tokens are billed at ``cached_input`` when known."""
+        cached_rate = self.input if self.cached_input is None else self.cached_input
+        fresh = max(0, prompt_tokens - cached_tokens)
+        return (fresh * self.input + cached_tokens * cached_rate + completion_tokens * self.output) / 1e6
+
+
+def load_prices(extra_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Price]:
+    """The shipped price table, updated by ``extra_file`` and then ``overrides``.
+
+    Raises:
+        ConfigError: naming the file and model of a malformed entry.
+    """
+    table: dict[str, Price] = {}
+    sources: list[tuple[str, dict[str, Any]]] = []
+    default = resource_path("schemas") / "prices.yaml"
+    for file in [default, Path(extra_file) if extra_file else None]:
+        if file is None:
+            continue
+        try:
+            data = yaml.safe_load(file.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{file}: cannot read price table: {exc}") from exc
+        sources.append((str(file), data.get("models", data)))
+    if overrides:
+        sources.append(("annotator.toml [prices]", overrides))
+    for where, models in sources:
+        for name, spec in models.items():
+            try:
+                table[name] = Price.model_validate(spec)
+            except ValidationError as exc:
+                raise ConfigError(f"{where}: price of {name!r}: {exc.errors()[0]['msg']}") from None
+    return table
+
+
+def price_for(model: str, table: dict[str, Price]) -> Price | None:
+    """Exact match first, then the longest listed name the model starts with (dated snapshots)."""
+    if model in table:
+        return table[model]
+    matches = [name for name in table if model.startswith(name)]
+    return table[max(matches, key=len)] if matches else None
+
+
+def estimate_tokens(text: str) -> int:
+    """Rough token count (chars / 4)."""
+    return int(len(text) / CHARS_PER_TOKEN) + 1
+
+
+class Summary(BaseModel):
+    """What a run did; printed and saved as ``<output>.summary.json``."""
+
+    items: int = 0
+    ok: int = 0
+    failed: int = 0
+    cached: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    requests: int = 0
+    retries: int = 0
+    reasks: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    estimated_cost_usd: float | None = None
+    wall_seconds: float = 0.0
+    items_per_second: float = 0.0
+    labeler: str = ""
+    taxonomy_version: str = ""
+    prompt_version: str = ""
+    output: str | None = None
+    rejects_file: str | None = None
+    budget_stopped: bool = False
+    dry_run: bool = False
+    failed_ids: list[str] = Field(default_factory=list)
+    failure_reasons: dict[str, int] = Field(default_factory=dict)
+    duplicate_ids: list[str] = Field(default_factory=list)
+
+    def text(self) -> str:
+        """Human-readable block for the terminal."""
+        cost = "n/a (no price for this model)" if self.estimated_cost_usd is None else f"${self.estimated_cost_usd:.4f}"
+        lines = [
+            f"{'estimated' if self.dry_run else 'labeled'} {self.items} items with {self.labeler}",
+            f"  ok {self.ok}  failed {self.failed}  cached {self.cached}  rejected {self.rejected}  duplicates {self.duplicates}",
+            f"  requests {self.requests}  retries {self.retries}  re-asks {self.reasks}",
+            f"  tokens: prompt {self.prompt_tokens}  completion {self.completion_tokens}  cost {cost}",
+            f"  wall {self.wall_seconds:.2f}s  {self.items_per_second:.1f} items/s",
+        ]
+        if self.budget_stopped:
+            lines.append("  stopped at --max-cost: rerun to continue")
+        for reason, n in sorted(self.failure_reasons.items(), key=lambda kv: -kv[1])[:5]:
+            lines.append(f"  failed x{n}: {reason}")
+        if self.output:
+            lines.append(f"  labels -> {self.output}")
+        if self.rejects_file:
+            lines.append(f"  rejected records -> {self.rejects_file}")
+        return "\n".join(lines)
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON to ``path`` via a temporary file and rename (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(payload, fh, indent=2, ensure_ascii=False, default=str)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,139 @@
+"""Command line: thin click wrappers, one library call per command.
+
+Errors from :mod:`annotator.errors` become one message and exit code 2 here and nowhere else.
+Exit codes: 0 all items ok, 1 some items failed (listed in the summary), 2 usage/config error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from annotator.errors import AnnotatorError
+
+
+def _errors_to_messages(func: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except AnnotatorError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted: answers received so far are cached; rerun to continue", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def _template_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value and value.startswith("@"):
+        path = Path(value[1:])
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise click.BadParameter(f"{path}: {exc.strerror}") from None
+    return value
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="slice-annotator")
+def main() -> None:
+    """slice-annotator: label benchmark samples and corpus documents with capability slices."""
+
+
+@main.command("label")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(), help="Labels table (.parquet, or .jsonl).")
+@click.option("--kind", type=click.Choice(["eval", "corpus"]), help="Taxonomy half and prompt [eval].")
+@click.option("--text-field", help="Field holding the text (default: first of text, input, question, ...).")
+@click.option("--template", callback=_template_value, help="Jinja template over the record's fields (or @FILE).")
+@click.option("--id-field", help="Field holding a stable id (default: content hash).")
+@click.option("--source", help="Value of the source column (default: each file's stem).")
+@click.option("--on-bad-record", type=click.Choice(["error", "skip"]), default="error", show_default=True)
+@click.option("--no-keep-fields", is_flag=True, help="Do not copy input fields into the output.")
+@click.option("--base-url", help="OpenAI-compatible endpoint [$ANNOTATOR_BASE_URL, $OPENAI_BASE_URL].")
+@click.option("--model", help="Model name [$ANNOTATOR_MODEL].")
+@click.option("--api-key-env", help="Environment variable holding the API key [OPENAI_API_KEY].")
+@click.option("--mode", type=click.Choice(["json_schema", "tools", "json", "md_json"]), help="Structured-output mode.")
+@click.option("--taxonomy", type=click.Path(), help="A taxonomy YAML file (default: the shipped v1).")
+@click.option("--concurrency", type=int, help="Requests in flight [16].")
+@click.option("--votes", type=int, help="Samples per item; majority label per dimension [1].")
+@click.option("--items-per-request", type=int, help="Items labeled in one request [1].")
+@click.option("--temperature", type=float, help="Sampling temperature [0, or 0.7 with --votes > 1].")
+@click.option("--max-tokens", type=int, help="Completion token cap per request.")
+@click.option("--timeout", type=float, help="Seconds per HTTP request [120].")
+@click.option("--reasks", type=int, help="Re-asks after an invalid answer [2].")
+@click.option("--retries", "transport_retries", type=int, help="Transport retries [6].")
+@click.option("--max-chars", type=int, help="Longer item texts are clipped, head and tail kept [12000].")
+@click.option("--detail", type=click.Choice(["full", "short"]), help="Label descriptions with examples, or short.")
+@click.option("--cache-dir", type=click.Path(), help="Answer cache [$ANNOTATOR_CACHE_DIR or ~/.cache/slice-annotator].")
+@click.option("--no-cache", is_flag=True, default=None, help="Neither read nor write the answer cache.")
+@click.option("--prices", "prices_file", type=click.Path(), help="YAML price table overriding the shipped one.")
+@click.option("--max-cost", type=float, help="Stop starting requests at this estimated spend (USD).")
+@click.option("--dry-run", is_flag=True, help="Estimate tokens and cost; send nothing.")
+@click.option("--model-path", type=click.Path(), help="GGUF file for the embedded model.")
+@click.option("--config", "config_path", type=click.Path(), help="annotator.toml to read.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar [on when stderr is a TTY].")
+@_errors_to_messages
+def label_cmd(inputs: tuple[str, ...], output: str, text_field: str | None, template: str | None,
+              id_field: str | None, source: str | None, on_bad_record: str, no_keep_fields: bool,
+              max_cost: float | None, dry_run: bool, config_path: str | None,
+              progress: bool | None, **settings: Any) -> None:
+    """Label INPUTS (JSONL, JSON, CSV, Parquet, saved datasets) into OUTPUT."""
+    from annotator.config import load_settings
+    from annotator.pipeline import label_files
+    from annotator.sources import SourceSpec
+
+    spec = SourceSpec(text_field=text_field, template=template, id_field=id_field, source=source)
+    summary = label_files(
+        list(inputs), output, spec, load_settings(settings, config_path),
+        on_bad_record=on_bad_record, dry_run=dry_run, max_cost=max_cost,
+        keep_fields=not no_keep_fields,
+        progress=sys.stderr.isatty() if progress is None else progress,
+    )
+    click.echo(summary.text())
+    sys.exit(1 if summary.failed else 0)
+
+
+@main.group("taxonomy")
+def taxonomy_group() -> None:
+    """Show or validate taxonomies."""
+
+
+@taxonomy_group.command("show")
+@click.option("--taxonomy", type=click.Path(), help="A taxonomy YAML file (default: the shipped v1).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_errors_to_messages
+def taxonomy_show(taxonomy: str | None, fmt: str) -> None:
+    """Print the taxonomy (dimensions, labels, mapping rules)."""
+    from annotator.taxonomy import describe, load_taxonomy
+
+    tax = load_taxonomy(taxonomy)
+    if fmt == "json":
+        click.echo(json.dumps(tax.model_dump(mode="json", by_alias=True), indent=2))
+    else:
+        click.echo(describe(tax))
+
+
+@taxonomy_group.command("validate")
+@click.argument("path", type=click.Path())
+@_errors_to_messages
+def taxonomy_validate(path: str) -> None:
+    """Validate a taxonomy file; print its version."""
+    from annotator.taxonomy import load_taxonomy
+
+    tax = load_taxonomy(path)
+    dims = ", ".join(f"{k}: {len(v.dimensions)} dimensions" for k, v in tax.kinds.items())
+    click.echo(f"ok: {tax.version} ({dims}; {len(tax.mapping)} mapping rules)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,115 @@
+"""Settings: command-line values, then environment, then ``annotator.toml``, then defaults.
+
+Environment: ``ANNOTATOR_BASE_URL`` (falls back to ``OPENAI_BASE_URL``), ``ANNOTATOR_MODEL``,
+``ANNOTATOR_CONFIG`` (path of the TOML file). The API key is read only from an environment
+variable (``OPENAI_API_KEY``, or the one named by ``api_key_env``); a key written in the TOML
+file is refused. With no endpoint configured, labeling uses the embedded local model.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from annotator.errors import ConfigError
+
+CONFIG_NAME = "annotator.toml"
+
+
+class Settings(BaseModel):
+    """Every setting ``annotator label`` accepts from a config file or the command line."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    mode: Literal["json_schema", "tools", "json", "md_json"] = "json_schema"
+    kind: Literal["eval", "corpus"] = "eval"
+    taxonomy: str | None = None
+    concurrency: int = Field(default=16, ge=1, le=4096)
+    votes: int = Field(default=1, ge=1, le=25)
+    items_per_request: int = Field(default=1, ge=1, le=64)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1)
+    timeout: float = Field(default=120.0, gt=0)
+    transport_retries: int = Field(default=6, ge=0, le=20)
+    reasks: int = Field(default=2, ge=0, le=10)
+    max_chars: int = Field(default=12000, ge=200)
+    detail: Literal["full", "short"] = "full"
+    rationale: bool = True
+    confidence: bool = True
+    cache_dir: str | None = None
+    no_cache: bool = False
+    prices_file: str | None = None
+    prices: dict[str, dict[str, float]] = Field(default_factory=dict)
+    model_path: str | None = None
+    local_threads: int | None = None
+    local_ctx: int = 4096
+
+    @property
+    def local(self) -> bool:
+        """True when no endpoint is configured (the embedded model labels)."""
+        return not self.base_url
+
+
+def load_settings(cli: dict[str, Any], config_path: str | Path | None = None) -> Settings:
+    """Merge the layers into validated settings.
+
+    Args:
+        cli: values given on the command line (None = not given).
+        config_path: explicit TOML file; else ``$ANNOTATOR_CONFIG``; else ``./annotator.toml``.
+
+    Raises:
+        ConfigError: an unreadable or invalid TOML file (named), or an invalid value.
+    """
+    merged: dict[str, Any] = {}
+    file = _config_file(config_path)
+    if file is not None:
+        merged.update(_read_toml(file))
+    env = {
+        "base_url": os.environ.get("ANNOTATOR_BASE_URL") or os.environ.get("OPENAI_BASE_URL"),
+        "model": os.environ.get("ANNOTATOR_MODEL"),
+    }
+    merged.update({k: v for k, v in env.items() if v})
+    merged.update({k: v for k, v in cli.items() if v is not None})
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        where = f" (from {file})" if file else ""
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid settings{where}: {problems}") from None
+
+
+def _config_file(explicit: str | Path | None) -> Path | None:
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        return path
+    env = os.environ.get("ANNOTATOR_CONFIG")
+    if env:
+        return _config_file(env)
+    local = Path.cwd() / CONFIG_NAME
+    return local if local.is_file() else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    if "api_key" in data:
+        raise ConfigError(f"{path}: api_key must not be written in a file; set api_key_env to the "
+                          "name of an environment variable instead")
+    data = dict(data.get("label", {}), **{k: v for k, v in data.items() if k != "label"})
+    return data
+
+
+def api_key(settings: Settings) -> str | None:
+    """The API key from the environment variable the settings name (None if unset)."""
+    return os.environ.get(settings.api_key_env) or None

@@ -1,0 +1,198 @@
+"""A real OpenAI-compatible HTTP server on 127.0.0.1 with scripted answers and injected faults.
+
+Tests and benchmarks run it as a subprocess (``python tests/fakellm.py --port P``) and talk to it
+over HTTP only. By default it answers ``/v1/chat/completions`` with a valid answer generated from
+the request's JSON schema (``response_format`` or ``tools``): the choice of each label is a hash
+of the item text (and ``seed``), so answers are deterministic. Rules posted to
+``/_control/rules`` override that for requests whose last user message contains ``match``:
+
+    {"match": "item-7", "times": 2, "status": 429, "headers": {"Retry-After": "1"}}
+    {"match": "item-8", "times": 1, "status": 500}
+    {"match": "item-9", "times": 1, "content": "{not json"}
+    {"match": "item-3", "answer": {"background": "not_a_label"}}   # merged into the answer
+    {"match": "item-4", "delay": 2.0}
+    {"match": "item-5", "drop": true}                                 # close the connection
+    {"match": "batch", "omit_ids": ["x1"]}                            # leave items out of a batch
+
+``times`` defaults to unlimited. ``/_control/log`` lists every request received (user message
+excerpt, status sent); ``/_control/reset`` clears rules and the log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import re
+import time
+from typing import Any
+
+from aiohttp import web
+
+ITEM_ID = re.compile(r'<item id="([^"]+)">')
+
+
+def _choose(options: list[Any], seed: str) -> Any:
+    h = int(hashlib.md5(seed.encode()).hexdigest()[:8], 16)
+    return options[h % len(options)]
+
+
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        name = schema["$ref"].split("/")[-1]
+        schema = root.get("$defs", {}).get(name) or root.get("definitions", {})[name]
+    return schema
+
+
+def generate(schema: dict[str, Any], root: dict[str, Any], seed: str, ids: list[str]) -> Any:
+    """A value valid under ``schema`` (enums, arrays with bounds, objects, numbers, strings)."""
+    schema = _resolve(schema, root)
+    if "anyOf" in schema:
+        return generate(schema["anyOf"][0], root, seed, ids)
+    if "enum" in schema:
+        return _choose(schema["enum"], seed)
+    if "const" in schema:
+        return schema["const"]
+    kind = schema.get("type")
+    if kind == "object":
+        out = {}
+        for name, sub in schema.get("properties", {}).items():
+            if name == "items" and _resolve(sub, root).get("type") == "array" and ids:
+                entry = _resolve(sub, root)["items"]
+                out[name] = [dict(generate(entry, root, seed + i, []), id=i) for i in ids]
+            else:
+                out[name] = generate(sub, root, f"{seed}/{name}", ids)
+        return out
+    if kind == "array":
+        lo = schema.get("minItems", 0)
+        hi = schema.get("maxItems", max(lo, 1))
+        options = _resolve(schema.get("items", {}), root).get("enum")
+        if options:
+            n = max(lo, min(hi, 1 + int(hashlib.md5(seed.encode()).hexdigest()[:2], 16) % 2))
+            start = int(hashlib.md5(seed.encode()).hexdigest()[2:6], 16)
+            return [options[(start + k) % len(options)] for k in range(min(n, len(options)))]
+        return [generate(schema.get("items", {}), root, f"{seed}/{k}", ids) for k in range(max(lo, 1))]
+    if kind in ("number", "integer"):
+        return 0.8
+    if kind == "boolean":
+        return True
+    return "scripted rationale"
+
+
+class FakeLLM:
+    """State of one server: rules, log and settings."""
+
+    def __init__(self, latency: float) -> None:
+        self.latency = latency
+        self.rules: list[dict[str, Any]] = []
+        self.log: list[dict[str, Any]] = []
+
+    def _rule_for(self, text: str) -> dict[str, Any] | None:
+        for rule in self.rules:
+            if rule.get("match", "") in text and rule.get("times", -1) != 0:
+                if rule.get("times", -1) > 0:
+                    rule["times"] -= 1
+                return rule
+        return None
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        messages = body.get("messages", [])
+        user = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
+        first_user = next((m["content"] for m in messages if m.get("role") == "user"), "")
+        entry = {"user": first_user[:400], "n_messages": len(messages), "t": time.time(),
+                 "model": body.get("model"), "auth": request.headers.get("Authorization", "")[:7],
+                 "bytes": request.content_length, "seed": body.get("seed"),
+                 "temperature": body.get("temperature")}
+        self.log.append(entry)
+        rule = self._rule_for(first_user if len(messages) <= 2 else first_user + user)
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if rule and rule.get("delay"):
+            await asyncio.sleep(rule["delay"])
+        if rule and rule.get("drop"):
+            entry["status"] = "dropped"
+            request.transport.close()
+            raise ConnectionResetError("dropped by rule")
+        if rule and rule.get("status"):
+            entry["status"] = rule["status"]
+            return web.json_response({"error": {"message": "scripted failure", "type": "scripted"}},
+                                     status=rule["status"], headers=rule.get("headers", {}))
+        schema, tool = _schema_of(body)
+        ids = [i for i in ITEM_ID.findall(first_user) if i not in (rule or {}).get("omit_ids", [])]
+        seed = hashlib.md5(f"{first_user}|{body.get('seed')}".encode()).hexdigest()
+        answer = generate(schema, schema, seed, ids) if schema else {"text": "hello"}
+        if rule and rule.get("answer"):
+            answer.update(rule["answer"])
+        content = rule["content"] if rule and "content" in rule else json.dumps(answer)
+        entry["status"] = 200
+        prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4 + 1
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if tool:
+            message = {"role": "assistant", "content": None, "tool_calls": [{
+                "id": "call_1", "type": "function",
+                "function": {"name": tool, "arguments": content}}]}
+        return web.json_response({
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+            "model": body.get("model", "fake"),
+            "choices": [{"index": 0, "message": message,
+                         "finish_reason": "tool_calls" if tool else "stop"}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(content) // 4 + 1,
+                      "total_tokens": prompt_tokens + len(content) // 4 + 1},
+        })
+
+    async def set_rules(self, request: web.Request) -> web.Response:
+        self.rules = list(await request.json())
+        return web.json_response({"rules": len(self.rules)})
+
+    async def get_log(self, request: web.Request) -> web.Response:
+        return web.json_response(self.log)
+
+    async def reset(self, request: web.Request) -> web.Response:
+        self.rules, self.log = [], []
+        data = await request.json() if request.can_read_body else {}
+        if "latency" in data:
+            self.latency = float(data["latency"])
+        return web.json_response({"ok": True})
+
+    async def models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+
+
+def _schema_of(body: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    fmt = body.get("response_format") or {}
+    if fmt.get("type") == "json_schema":
+        return fmt["json_schema"]["schema"], None
+    if fmt.get("type") == "json_object" and "schema" in fmt:
+        return fmt["schema"], None
+    tools = body.get("tools") or []
+    if tools:
+        fn = tools[0]["function"]
+        return fn["parameters"], fn["name"]
+    return None, None
+
+
+def make_app(latency: float = 0.0) -> web.Application:
+    """The aiohttp application."""
+    fake = FakeLLM(latency)
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/chat/completions", fake.completions)
+    app.router.add_get("/v1/models", fake.models)
+    app.router.add_post("/_control/rules", fake.set_rules)
+    app.router.add_get("/_control/log", fake.get_log)
+    app.router.add_post("/_control/reset", fake.reset)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    args = parser.parse_args()
+    web.run_app(make_app(args.latency_ms / 1000.0), host="127.0.0.1", port=args.port,
+                print=None, access_log=None, backlog=2048)
+
+
+if __name__ == "__main__":
+    main()
