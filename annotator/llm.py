@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 
 import instructor
 import openai
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from annotator.errors import AuthError, ResponseError, TransportError
@@ -245,7 +245,20 @@ def _translate(exc: BaseException) -> Exception:
         return TransportError("request timed out")
     if isinstance(exc, openai.APIConnectionError):
         return TransportError(f"connection failed: {_short(str(exc.__cause__ or exc))}")
+    if isinstance(exc, ValidationError):
+        return ResponseError(f"invalid answer: {_validation_summary(exc)}")
     return ResponseError(f"invalid answer: {_short(str(exc))}")
+
+
+def _validation_summary(exc: ValidationError) -> str:
+    """``task_type='dancing' is not a taxonomy label; ...`` (short, one line)."""
+    parts = []
+    for err in exc.errors()[:4]:
+        where = ".".join(str(p) for p in err["loc"]) or "answer"
+        value = repr(err.get("input"))[:60]
+        what = "is not a taxonomy label" if err["type"] == "literal_error" else _short(err["msg"], 80)
+        parts.append(f"{where}={value} {what}" if err["type"] != "missing" else f"{where} missing")
+    return "; ".join(parts)
 
 
 def _short(text: str, limit: int = 300) -> str:

@@ -1,0 +1,279 @@
+"""End-to-end labeling through the real openai client against the loopback server."""
+
+import json
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import annotator
+from annotator.cli import main
+from annotator.taxonomy import load_taxonomy
+from conftest import FIXTURES, write_jsonl
+
+EVAL_DIMS = ["background", "task_type", "solving_operation", "output_constraint"]
+
+
+def label(llm, *args, input_path=None, extra=()):
+    args = [str(input_path or FIXTURES / "gsm8k-10.jsonl"), *args, "--base-url", llm.url,
+            "--model", "fake-model", *extra]
+    return CliRunner().invoke(main, ["label", *args], catch_exceptions=False)
+
+
+def samples(tmp_path, n, name="s.jsonl"):
+    return write_jsonl(tmp_path / name, [{"id": f"item-{i}", "text": f"sample item-{i}: what is {i}+1?"}
+                                         for i in range(n)])
+
+
+def test_output_contract_and_summary(llm, tmp_path):
+    res = label(llm, "-o", "out.parquet")
+    assert res.exit_code == 0, res.output
+    df = pd.read_parquet(tmp_path / "out.parquet")
+    assert len(df) == 10
+    expected = ["id", "source", "kind"]
+    for d in EVAL_DIMS:
+        expected += [d, f"{d}_confidence"]
+    expected += ["rationale", "labeler", "taxonomy_version", "prompt_version", "status", "error"]
+    assert list(df.columns[: len(expected)]) == expected
+    assert {"question", "answer"} <= set(df.columns)  # input fields kept
+    tax = load_taxonomy()
+    for d in EVAL_DIMS:
+        ids = set(tax.dimension("eval", d).label_ids)
+        for value in df[d]:
+            assert (set(value) <= ids and 1 <= len(value) <= 3) if d == "solving_operation" else value in ids
+        assert df[f"{d}_confidence"].between(0, 1).all()
+    assert (df.status == "ok").all() and df.error.isna().all()
+    assert (df.kind == "eval").all() and (df.source == "gsm8k-10").all()
+    assert df.labeler.iloc[0] == f"127.0.0.1:{llm.port}:fake-model"
+    assert df.taxonomy_version.iloc[0] == tax.version
+    summary = json.loads((tmp_path / "out.parquet.summary.json").read_text())
+    assert summary["items"] == 10 and summary["ok"] == 10 and summary["requests"] == 10
+    assert summary["prompt_tokens"] > 0 and summary["completion_tokens"] > 0
+    assert summary["items_per_second"] > 0 and summary["wall_seconds"] > 0
+    assert "labels -> out.parquet" in res.output
+    # the static system prompt is identical across requests; the item is in the user message
+    log = llm.log()
+    assert len(log) == 10 and all(e["n_messages"] == 2 for e in log)
+
+
+def test_jsonl_output_and_no_keep_fields(llm, tmp_path):
+    res = label(llm, "-o", "out.jsonl", "--no-keep-fields")
+    assert res.exit_code == 0
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert len(rows) == 10 and "question" not in rows[0] and isinstance(rows[0]["solving_operation"], list)
+
+
+def test_rerun_sends_zero_requests_and_version_change_invalidates(llm, tmp_path):
+    assert label(llm, "-o", "a.parquet").exit_code == 0
+    assert len(llm.log()) == 10
+    again = label(llm, "-o", "b.parquet")
+    assert len(llm.log()) == 10, "a finished job must not send anything again"
+    assert "cached 10" in again.output and "requests 0" in again.output
+    pd.testing.assert_frame_equal(pd.read_parquet("a.parquet"), pd.read_parquet("b.parquet"))
+    label(llm, "-o", "c.parquet", extra=["--detail", "short"])  # other prompt version: new requests
+    assert len(llm.log()) == 20
+    assert pd.read_parquet("c.parquet").prompt_version.iloc[0] != pd.read_parquet("a.parquet").prompt_version.iloc[0]
+
+
+def test_429_with_retry_after_and_500_are_retried(llm, tmp_path):
+    llm.rules([{"match": "item-1:", "times": 2, "status": 429, "headers": {"Retry-After": "1"}},
+               {"match": "item-2:", "times": 2, "status": 500},
+               {"match": "item-3:", "times": 1, "drop": True}])
+    res = label(llm, "-o", "out.parquet", input_path=samples(tmp_path, 5), extra=["--id-field", "id"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_parquet("out.parquet")
+    assert (df.status == "ok").all()
+    log = llm.log()
+    tries = [e for e in log if "item-1:" in e["user"]]
+    assert [e["status"] for e in tries] == [429, 429, 200]
+    assert tries[1]["t"] - tries[0]["t"] >= 1.0 and tries[2]["t"] - tries[1]["t"] >= 1.0  # Retry-After honoured
+    assert [e["status"] for e in log if "item-2:" in e["user"]] == [500, 500, 200]
+    assert [e["status"] for e in log if "item-3:" in e["user"]] == ["dropped", 200]
+    summary = json.loads(open("out.parquet.summary.json").read())
+    assert summary["retries"] == 5 and summary["requests"] == 10
+
+
+def test_invalid_answers_are_reasked(llm, tmp_path):
+    llm.rules([{"match": "item-0:", "times": 1, "content": '{"background": "none", "trunc'},
+               {"match": "item-1:", "times": 1, "answer": {"background": "astrology"}},
+               {"match": "item-2:", "times": 1, "answer": {"solving_operation": ["arithmetic", "arithmetic"]}}])
+    res = label(llm, "-o", "out.parquet", input_path=samples(tmp_path, 4), extra=["--id-field", "id"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_parquet("out.parquet").set_index("id")
+    assert (df.status == "ok").all()
+    assert df.loc["item-1", "background"] in load_taxonomy().dimension("eval", "background").label_ids
+    log = llm.log()
+    reasks = [e for e in log if e["n_messages"] > 2]
+    assert len(reasks) == 3 and len(log) == 7
+    assert json.loads(open("out.parquet.summary.json").read())["reasks"] == 3
+
+
+def test_failures_are_written_and_a_rerun_retries_only_them(llm, tmp_path):
+    llm.rules([{"match": "item-2:", "status": 500},
+               {"match": "item-3:", "answer": {"task_type": "dancing"}}])
+    path = samples(tmp_path, 5)
+    res = label(llm, "-o", "out.parquet", input_path=path, extra=["--id-field", "id", "--retries", "1",
+                                                                  "--reasks", "1"])
+    assert res.exit_code == 1
+    df = pd.read_parquet("out.parquet").set_index("id")
+    assert len(df) == 5
+    assert df.loc["item-2", "status"] == "failed" and "HTTP 500" in df.loc["item-2", "error"]
+    assert df.loc["item-3", "status"] == "failed" and "dancing" in df.loc["item-3", "error"]
+    assert pd.isna(df.loc["item-2", "background"])
+    summary = json.loads(open("out.parquet.summary.json").read())
+    assert summary["failed"] == 2 and sorted(summary["failed_ids"]) == ["item-2", "item-3"]
+    llm.reset()
+    res = label(llm, "-o", "out.parquet", input_path=path, extra=["--id-field", "id"])
+    assert res.exit_code == 0
+    assert sorted(e["user"].split("sample ")[1].split(":")[0] for e in llm.log()) == ["item-2", "item-3"]
+    assert (pd.read_parquet("out.parquet").status == "ok").all()
+
+
+def test_slow_answer_times_out_then_retries(llm, tmp_path):
+    llm.rules([{"match": "item-0:", "times": 1, "delay": 3.0}])
+    res = label(llm, "-o", "out.parquet", input_path=samples(tmp_path, 2),
+                extra=["--id-field", "id", "--timeout", "1"])
+    assert res.exit_code == 0, res.output
+    assert len([e for e in llm.log() if "item-0:" in e["user"]]) == 2
+
+
+def test_auth_error_stops_with_clear_message(llm, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-supersecretvalue-1234567890")
+    llm.rules([{"match": "", "status": 401}])
+    res = label(llm, "-o", "out.parquet")
+    assert res.exit_code == 2
+    assert "refused the credentials (401)" in res.output
+    assert "supersecret" not in res.output
+
+
+def test_api_key_is_sent_but_never_written(llm, tmp_path, monkeypatch):
+    secret = "sk-test-supersecretvalue-1234567890"
+    monkeypatch.setenv("MY_KEY", secret)
+    res = label(llm, "-o", "out.jsonl", extra=["--api-key-env", "MY_KEY"])
+    assert res.exit_code == 0 and secret not in res.output
+    assert all(e["auth"] == "Bearer " for e in llm.log())
+    for f in tmp_path.rglob("*"):
+        if f.is_file():
+            assert secret.encode() not in f.read_bytes(), f
+
+
+def test_votes_majority_and_distribution(llm, tmp_path):
+    res = label(llm, "-o", "out.parquet", input_path=samples(tmp_path, 3), extra=["--votes", "3", "--id-field", "id"])
+    assert res.exit_code == 0
+    log = llm.log()
+    assert len(log) == 9 and sorted({e["seed"] for e in log}) == [0, 1, 2]
+    assert {e["temperature"] for e in log} == {0.7}
+    df = pd.read_parquet("out.parquet")
+    for _, row in df.iterrows():
+        votes = json.loads(row["votes"])
+        counts = votes["background"]
+        assert sum(counts.values()) == 3
+        assert counts[row["background"]] == max(counts.values())
+        assert row["background_confidence"] == pytest.approx(counts[row["background"]] / 3)
+
+
+def test_items_per_request_batches_and_retries_missing_alone(llm, tmp_path):
+    llm.rules([{"match": "item-5", "times": 1, "omit_ids": ["item-5"]}])
+    res = label(llm, "-o", "out.parquet", input_path=samples(tmp_path, 8),
+                extra=["--items-per-request", "4", "--id-field", "id"])
+    assert res.exit_code == 0, res.output
+    log = llm.log()
+    batches = [e for e in log if 'item id="' in e["user"]]
+    singles = [e for e in log if 'item id="' not in e["user"]]
+    assert len(batches) == 2 and len(singles) == 1 and "item-5:" in singles[0]["user"]
+    assert (pd.read_parquet("out.parquet").status == "ok").all()
+
+
+def test_dry_run_sends_nothing_and_estimates_cost(llm, tmp_path):
+    res = label(llm, "-o", "out.parquet", "--dry-run", extra=["--model", "gpt-4o-mini"])
+    assert res.exit_code == 0
+    assert llm.log() == []
+    summary = json.loads(open("out.parquet.summary.json").read()) if (tmp_path / "out.parquet.summary.json").exists() else None
+    assert summary is None  # a dry run writes no outputs
+    assert "estimated 10 items" in res.output and "cost $" in res.output
+
+
+def test_max_cost_stops_cleanly_and_rerun_continues(llm, tmp_path):
+    (tmp_path / "prices.yaml").write_text("models:\n  fake-model: {input: 1000.0, output: 1000.0}\n")
+    path = samples(tmp_path, 30)
+    extra = ["--id-field", "id", "--prices", "prices.yaml", "--concurrency", "2"]
+    res = label(llm, "-o", "out.parquet", "--max-cost", "5", input_path=path, extra=extra)
+    assert res.exit_code == 1 and "stopped at --max-cost" in res.output
+    df = pd.read_parquet("out.parquet")
+    done = set(df.id[df.status == "ok"])
+    assert 0 < len(done) < 30
+    assert df.error[df.status == "failed"].str.contains("max-cost").all()
+    first = len(llm.log())
+    res = label(llm, "-o", "out.parquet", input_path=path, extra=extra)
+    assert res.exit_code == 0
+    second = [e["user"].split("sample ")[1].split(":")[0] for e in llm.log()[first:]]
+    assert not set(second) & done and len(second) == 30 - len(done)
+
+
+def test_corpus_kind_and_tools_mode(llm, tmp_path):
+    path = write_jsonl(tmp_path / "docs.jsonl", [{"text": f"A news article number {i}."} for i in range(4)])
+    res = label(llm, "-o", "out.parquet", "--kind", "corpus", "--mode", "tools", input_path=path)
+    assert res.exit_code == 0, res.output
+    df = pd.read_parquet("out.parquet")
+    assert {"domain", "genre", "operation", "content_form"} <= set(df.columns)
+    assert (df.kind == "corpus").all()
+    tax = load_taxonomy()
+    assert set(df.genre) <= set(tax.dimension("corpus", "genre").label_ids)
+
+
+def test_config_file_and_environment(llm, tmp_path, monkeypatch):
+    (tmp_path / "annotator.toml").write_text(f'base_url = "{llm.url}"\nmodel = "from-toml"\nconcurrency = 3\n')
+    res = CliRunner().invoke(main, ["label", str(FIXTURES / "gsm8k-10.jsonl"), "-o", "a.parquet"])
+    assert res.exit_code == 0, res.output
+    assert {e["model"] for e in llm.log()} == {"from-toml"}
+    monkeypatch.setenv("ANNOTATOR_MODEL", "from-env")
+    CliRunner().invoke(main, ["label", str(FIXTURES / "gsm8k-10.jsonl"), "-o", "b.parquet"])
+    assert {e["model"] for e in llm.log()[10:]} == {"from-env"}
+    (tmp_path / "annotator.toml").write_text('api_key = "sk-oops"\n')
+    res = CliRunner().invoke(main, ["label", str(FIXTURES / "gsm8k-10.jsonl"), "-o", "c.parquet"])
+    assert res.exit_code == 2 and "api_key must not be written in a file" in res.output
+    (tmp_path / "annotator.toml").unlink()
+    monkeypatch.setenv("OPENAI_BASE_URL", llm.url)
+    res = CliRunner().invoke(main, ["label", str(FIXTURES / "gsm8k-10.jsonl"), "-o", "d.parquet", "--no-cache"])
+    assert res.exit_code == 0 and len(llm.log()) == 30
+
+
+def test_usage_errors_exit_2(llm, tmp_path):
+    res = CliRunner().invoke(main, ["label", "missing.jsonl", "-o", "x.parquet", "--base-url", llm.url,
+                                    "--model", "m"])
+    assert res.exit_code == 2 and "missing.jsonl: no such file" in res.output
+    res = CliRunner().invoke(main, ["label", str(FIXTURES / "gsm8k-10.jsonl"), "-o", "x.parquet",
+                                    "--base-url", llm.url])
+    assert res.exit_code == 2 and "--model" in res.output
+    res = CliRunner().invoke(main, ["label", str(FIXTURES / "gsm8k-10.jsonl"), "-o", "x.parquet",
+                                    "--base-url", llm.url, "--model", "m", "--concurrency", "0"])
+    assert res.exit_code == 2 and "concurrency" in res.output
+
+
+def test_bad_record_policy_error_sends_nothing_skip_writes_rejects(llm, tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"text": "good one"}\n{"text": "trunc\n{"text": "caf\xe9"}\n{"text": "good two"}\n')
+    res = label(llm, "-o", "out.parquet", input_path=path)
+    assert res.exit_code == 2 and f"{path}:2" in res.output and f"{path}:3" in res.output
+    assert llm.log() == []
+    res = label(llm, "-o", "out.parquet", "--on-bad-record", "skip", input_path=path)
+    assert res.exit_code == 0
+    rejects = [json.loads(x) for x in (tmp_path / "out.parquet.rejects.jsonl").read_text().splitlines()]
+    assert [r["location"] for r in rejects] == [f"{path}:2", f"{path}:3"]
+    assert len(pd.read_parquet("out.parquet")) == 2
+
+
+def test_ten_megabyte_record_is_clipped_not_sent_whole(llm, tmp_path):
+    big = "word " * (2 * 1024 * 1024)
+    path = write_jsonl(tmp_path / "big.jsonl", [{"text": big}, {"text": "small"}])
+    res = label(llm, "-o", "out.parquet", input_path=path, extra=["--no-keep-fields"])
+    assert res.exit_code == 0, res.output
+    assert max(e["bytes"] for e in llm.log()) < 100_000
+    assert (pd.read_parquet("out.parquet").status == "ok").all()
+
+
+def test_python_api_takes_a_dataframe(llm, tmp_path):
+    df = pd.DataFrame({"question": ["2+2?", "capital of France?"], "qid": ["a", "b"]})
+    out = annotator.label(df, id_field="qid", base_url=llm.url, model="fake-model", concurrency=2)
+    assert list(out.id) == ["a", "b"] and set(EVAL_DIMS) <= set(out.columns)
+    assert (out.status == "ok").all() and list(out.question) == ["2+2?", "capital of France?"]
