@@ -22,7 +22,18 @@ from typing import Any
 from urllib.parse import urlparse
 
 import instructor
+
+try:  # the transport library of the installed openai SDK (httpx2 since openai 3)
+    from httpx2 import Limits as _Limits
+except ImportError:  # pragma: no cover
+    from httpx import Limits as _Limits
+from instructor.core import InstructorRetryException
+from instructor.core.retry import retry_async_v2
+from instructor.v2.core.providers import Provider
+from instructor.v2.core.registry import mode_registry
+from instructor.v2.validation.async_validators import reject_async_validators
 import openai
+from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
@@ -111,14 +122,16 @@ class LLMClient:
     Use as ``async with LLMClient(cfg) as client: await client.complete(...)``.
     """
 
-    def __init__(self, config: EndpointConfig, counters: Counters | None = None) -> None:
+    def __init__(self, config: EndpointConfig, counters: Counters | None = None, concurrency: int = 16) -> None:
         self.config = config
         self.counters = counters or Counters()
         self._wrapped: dict[type[BaseModel], type[BaseModel]] = {}
-        http_client = None
+        # aiohttp transport (the default httpx pool scans every connection per request); keep
+        # one warm connection per concurrent request so none is re-opened under load
+        limits = _Limits(max_connections=max(100, 2 * concurrency), max_keepalive_connections=concurrency)
         try:
-            http_client = openai.DefaultAioHttpClient(timeout=config.timeout)
-        except RuntimeError:  # aiohttp extra missing: fall back to httpx
+            http_client = openai.DefaultAioHttpClient(timeout=config.timeout, limits=limits)
+        except RuntimeError:  # aiohttp extra missing: the SDK's default transport
             http_client = None
         self._openai = openai.AsyncOpenAI(
             base_url=config.base_url,
@@ -129,7 +142,9 @@ class LLMClient:
         )
         if config.mode not in _MODES:
             raise ValueError(f"unknown mode {config.mode!r}; choose from {', '.join(_MODES)}")
-        self._create = instructor.patch(create=self._raw_create, mode=_MODES[config.mode])
+        self._request_options: Any = {"security": {"bearer_auth": True}}
+        self._mode = _MODES[config.mode]
+        self._handlers = mode_registry.get_handlers(Provider.OPENAI, self._mode)
         self._retrying_kwargs = {
             "stop": stop_after_attempt(config.transport_retries + 1),
             "retry": retry_if_exception(lambda e: isinstance(e, _TRANSIENT)),
@@ -161,7 +176,13 @@ class LLMClient:
 
     async def _send(self, kwargs: dict[str, Any]) -> Any:
         self.counters.requests += 1
-        response = await self._openai.chat.completions.create(**kwargs)
+        # client.post skips the SDK's recursive transform of the (static, large) schema params,
+        # which costs more CPU than the rest of the call; auth, errors and parsing are the SDK's.
+        extra = kwargs.pop("extra_body", None)
+        body = {**kwargs, **extra} if extra else kwargs
+        response = await self._openai.post(
+            "/chat/completions", body=body, cast_to=ChatCompletion, options=self._request_options
+        )
         usage = getattr(response, "usage", None)
         if usage is not None:
             self.counters.prompt_tokens += usage.prompt_tokens or 0
@@ -194,6 +215,7 @@ class LLMClient:
     def _instructor_model(self, model: type[BaseModel]) -> type[BaseModel]:
         wrapped = self._wrapped.get(model)
         if wrapped is None:
+            reject_async_validators(model)  # once per class, not per call
             wrapped = instructor.openai_schema(model)
             self._wrapped[model] = wrapped
         return wrapped
@@ -222,13 +244,19 @@ class LLMClient:
         if self.config.extra_body:
             params["extra_body"] = self.config.extra_body
         try:
-            return await self._create(
+            # instructor's own request preparation, parsing and re-ask loop, entered directly:
+            # its patched ``create`` wrapper re-walks the response model four times per call
+            # (async-validator checks), which costs more CPU than the HTTP call itself.
+            model, kwargs = self._handlers.request_handler(
                 response_model=self._instructor_model(response_model),
-                messages=messages,
-                max_retries=self.config.reasks,
-                **params,
+                kwargs={"messages": list(messages), **params},
             )
-        except instructor.core.InstructorRetryException as exc:
+            return await retry_async_v2(
+                func=self._raw_create, response_model=model, provider=Provider.OPENAI,
+                mode=self._mode, context=None, max_retries=self.config.reasks, args=(),
+                kwargs=kwargs, strict=True,
+            )
+        except InstructorRetryException as exc:
             raise _translate(exc.__cause__ or exc) from None
         except Exception as exc:  # instructor/openai raise many types; translate every one
             raise _translate(exc) from None

@@ -140,7 +140,7 @@ def run(
                              max_cost=max_cost, rationale=settings.rationale,
                              confidence=settings.confidence, progress=progress)
         try:
-            tagger = Tagger(LLMClient(cfg, counters), taxonomy, prompts, cache, options, price)
+            tagger = Tagger(LLMClient(cfg, counters, settings.concurrency), taxonomy, prompts, cache, options, price)
             annotations = list(tagger.run(collected.items))
         finally:
             cache.close()

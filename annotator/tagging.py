@@ -109,11 +109,20 @@ class Tagger:
         }
         self.cached_items = 0
         self.budget_stopped = False
+        self._user: dict[str, str] = {}  # rendered single-item user messages, by item id
 
     # ---- cache keys -------------------------------------------------------------------------
     def _key(self, item: Item, vote: int) -> str:
-        user = self.prompts.item_message(item)
+        user = self._user.get(item.id)
+        if user is None:
+            user = self._user[item.id] = self.prompts.item_message(item)
         return request_key({**self._key_base, "user": user, "vote": vote})
+
+    def _messages(self, items: list[Item]) -> list[dict[str, str]]:
+        if len(items) == 1 and items[0].id in self._user:
+            return [{"role": "system", "content": self.prompts.system},
+                    {"role": "user", "content": self._user[items[0].id]}]
+        return self.prompts.messages(items)
 
     # ---- the stage --------------------------------------------------------------------------
     def run(self, items: Iterable[Item]) -> Iterator[Annotation]:
@@ -203,7 +212,7 @@ class Tagger:
         if len(unit.items) == 1:
             item = unit.items[0]
             try:
-                answer = await self.client.complete(self.prompts.messages([item]), self.model, **kwargs)
+                answer = await self.client.complete(self._messages([item]), self.model, **kwargs)
             except AuthError:
                 raise
             except LLMError as exc:
@@ -213,7 +222,7 @@ class Tagger:
             return
         assert self.batch_model is not None
         try:
-            answer = await self.client.complete(self.prompts.messages(unit.items), self.batch_model, **kwargs)
+            answer = await self.client.complete(self._messages(unit.items), self.batch_model, **kwargs)
             entries = {e.id: e.model_dump(mode="json", exclude={"id"}) for e in answer.items}
         except AuthError:
             raise

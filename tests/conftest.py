@@ -4,69 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from fakellm import FakeServer, start_fake  # noqa: F401  (re-exported for tests)
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHARED = ROOT.parent / "shared"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _http(method: str, url: str, payload: Any = None) -> Any:
-    data = None if payload is None else json.dumps(payload).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return json.loads(resp.read())
-
-
-class FakeServer:
-    """Handle on the fake LLM subprocess: base URL, scripted rules, request log."""
-
-    def __init__(self, port: int, proc: subprocess.Popen) -> None:
-        self.port = port
-        self.proc = proc
-        self.root = f"http://127.0.0.1:{port}"
-        self.url = f"{self.root}/v1"
-
-    def reset(self, latency: float = 0.0) -> None:
-        _http("POST", f"{self.root}/_control/reset", {"latency": latency})
-
-    def rules(self, rules: list[dict[str, Any]]) -> None:
-        _http("POST", f"{self.root}/_control/rules", rules)
-
-    def log(self) -> list[dict[str, Any]]:
-        return _http("GET", f"{self.root}/_control/log")
-
-
-def start_fake(latency_ms: float = 0.0) -> FakeServer:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "fakellm.py"), "--port", str(port), "--latency-ms", str(latency_ms)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    server = FakeServer(port, proc)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            _http("GET", f"{server.url}/models")
-            return server
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("fake LLM server did not start")
 
 
 @pytest.fixture(scope="session")
