@@ -74,6 +74,10 @@ def main() -> None:
 @click.option("--retries", "transport_retries", type=int, help="Transport retries [6].")
 @click.option("--max-chars", type=int, help="Longer item texts are clipped, head and tail kept [12000].")
 @click.option("--detail", type=click.Choice(["full", "short"]), help="Label descriptions with examples, or short.")
+@click.option("--rationale/--no-rationale", default=None, help="Ask for a short rationale first [on].")
+@click.option("--confidence/--no-confidence", default=None, help="Ask for per-dimension confidences [on].")
+@click.option("--fewshot", type=int, help="Retrieved labeled examples per item [0; 4 for the embedded model].")
+@click.option("--fewshot-pool", type=click.Path(), help="Labeled pool to retrieve from (JSONL/Parquet) [shipped dev labels].")
 @click.option("--cache-dir", type=click.Path(), help="Answer cache [$ANNOTATOR_CACHE_DIR or ~/.cache/slice-annotator].")
 @click.option("--no-cache", is_flag=True, default=None, help="Neither read nor write the answer cache.")
 @click.option("--prices", "prices_file", type=click.Path(), help="YAML price table overriding the shipped one.")
@@ -133,6 +137,35 @@ def taxonomy_validate(path: str) -> None:
     tax = load_taxonomy(path)
     dims = ", ".join(f"{k}: {len(v.dimensions)} dimensions" for k, v in tax.kinds.items())
     click.echo(f"ok: {tax.version} ({dims}; {len(tax.mapping)} mapping rules)")
+
+
+@main.command("eval-labels")
+@click.argument("predictions", type=click.Path())
+@click.argument("reference", type=click.Path())
+@click.option("--kind", type=click.Choice(["eval", "corpus"]), default="eval", show_default=True)
+@click.option("--taxonomy", type=click.Path(), help="A taxonomy YAML file (default: the shipped v1).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@_errors_to_messages
+def eval_labels(predictions: str, reference: str, kind: str, taxonomy: str | None, as_json: bool) -> None:
+    """Score PREDICTIONS (a labels table) against REFERENCE labels, joined by id."""
+    from annotator.evaluation import evaluate
+    from annotator.taxonomy import load_taxonomy
+
+    report = evaluate(predictions, reference, load_taxonomy(taxonomy).dimensions(kind))
+    click.echo(report.model_dump_json(indent=2) if as_json else report.text())
+
+
+@main.command("serve-local")
+@click.option("--port", type=int, help="Port on 127.0.0.1 [a free one].")
+@click.option("--model-path", type=click.Path(), help="GGUF file [the bundled SmolLM2-135M-Instruct].")
+@click.option("--threads", "local_threads", type=int, help="CPU threads [all cores].")
+@_errors_to_messages
+def serve_local(port: int | None, model_path: str | None, local_threads: int | None) -> None:
+    """Run the embedded llama.cpp server standalone (OpenAI-compatible) until Ctrl-C."""
+    from annotator.config import load_settings
+    from annotator.local import serve_forever
+
+    serve_forever(load_settings({"model_path": model_path, "local_threads": local_threads}), port=port)
 
 
 if __name__ == "__main__":  # pragma: no cover

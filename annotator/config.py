@@ -47,6 +47,8 @@ class Settings(BaseModel):
     no_cache: bool = False
     prices_file: str | None = None
     prices: dict[str, dict[str, float]] = Field(default_factory=dict)
+    fewshot: int = Field(default=0, ge=0, le=16)
+    fewshot_pool: str | None = None
     model_path: str | None = None
     local_threads: int | None = None
     local_ctx: int = 4096
@@ -108,6 +110,24 @@ def _read_toml(path: Path) -> dict[str, Any]:
                           "name of an environment variable instead")
     data = dict(data.get("label", {}), **{k: v for k, v in data.items() if k != "label"})
     return data
+
+
+# What the embedded 135M model does best with (measured by benchmarks/label_quality.py; see
+# the README): no free-text rationale or self-rated confidence (the small model rambles in
+# them and they slow it down), short label descriptions, retrieved few-shot examples, and one
+# request at a time (llama.cpp serves one anyway).
+LOCAL_DEFAULTS: dict[str, Any] = {
+    "rationale": False, "confidence": False, "detail": "short", "fewshot": 4, "concurrency": 1,
+    "max_tokens": 160,
+}
+
+
+def effective(settings: Settings) -> Settings:
+    """Settings with the embedded-model defaults filled in where nothing was set explicitly."""
+    if not settings.local:
+        return settings
+    update = {k: v for k, v in LOCAL_DEFAULTS.items() if k not in settings.model_fields_set}
+    return settings.model_copy(update=update)
 
 
 def api_key(settings: Settings) -> str | None:

@@ -8,7 +8,7 @@ stops a run that would otherwise pay for half a file.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +26,11 @@ from annotator.accounting import (
     write_json_atomic,
 )
 from annotator.cache import AnswerCache, default_cache_dir
-from annotator.config import Settings, api_key, load_settings
+from annotator.config import Settings, api_key, effective, load_settings
 from annotator.errors import BadRecordsError, ConfigError, InputError
+from annotator.fewshot import default_pool_path, example_picker, load_pool, pool_fingerprint
 from annotator.llm import Counters, EndpointConfig, LLMClient
-from annotator.prompts import PromptSet
+from annotator.prompts import Example, PromptSet
 from annotator.records import Annotation, Item, Reject
 from annotator.sources import SourceSpec, items_from_records, read_items
 from annotator.store import rejects_path, to_table, write_rejects, write_table
@@ -37,6 +38,7 @@ from annotator.tagging import TagOptions, Tagger
 from annotator.taxonomy import Taxonomy, load_taxonomy
 
 OnBad = Literal["error", "skip"]
+Picker = Callable[[Item], tuple[Example, ...]]
 _SHOWN_REJECTS = 20
 
 
@@ -99,11 +101,18 @@ def endpoint(settings: Settings) -> Iterator[EndpointConfig]:
         yield server.endpoint(**common)
 
 
-def _taxonomy_and_prompts(settings: Settings) -> tuple[Taxonomy, PromptSet]:
+def _taxonomy_and_prompts(settings: Settings) -> tuple[Taxonomy, PromptSet, Picker | None]:
     taxonomy = load_taxonomy(settings.taxonomy)
+    picker, pool_version = None, ""
+    if settings.fewshot:
+        dims = taxonomy.dimensions(settings.kind)
+        pool = load_pool(settings.fewshot_pool or default_pool_path(settings.kind), dims)
+        picker, pool_version = example_picker(pool, settings.fewshot), pool_fingerprint(pool)
+        pool_version = f"{pool_version}/k{settings.fewshot}"
     prompts = PromptSet(taxonomy, settings.kind, detail=settings.detail,
-                        with_confidence=settings.confidence, max_chars=settings.max_chars)
-    return taxonomy, prompts
+                        with_confidence=settings.confidence, max_chars=settings.max_chars,
+                        pool_version=pool_version)
+    return taxonomy, prompts, picker
 
 
 def run(
@@ -118,7 +127,8 @@ def run(
 ) -> tuple[list[Annotation], Summary, pd.DataFrame | None]:
     """Label collected items and write the outputs; return annotations, summary and table."""
     started = time.perf_counter()
-    taxonomy, prompts = _taxonomy_and_prompts(settings)
+    settings = effective(settings)
+    taxonomy, prompts, picker = _taxonomy_and_prompts(settings)
     prices = load_prices(settings.prices_file, settings.prices)
     summary = Summary(items=len(collected.items), rejected=len(collected.rejects),
                       duplicates=len(collected.duplicate_ids),
@@ -127,7 +137,7 @@ def run(
     if output and collected.rejects:
         summary.rejects_file = str(write_rejects(collected.rejects, rejects_path(output)))
     if dry_run:
-        return [], _dry_run(collected.items, settings, taxonomy, prompts, prices, summary), None
+        return [], _dry_run(collected.items, settings, taxonomy, prompts, picker, prices, summary), None
     counters = Counters()
     with endpoint(settings) as cfg:
         price = price_for(cfg.model, prices) if not settings.local else None
@@ -140,7 +150,8 @@ def run(
                              max_cost=max_cost, rationale=settings.rationale,
                              confidence=settings.confidence, progress=progress)
         try:
-            tagger = Tagger(LLMClient(cfg, counters, settings.concurrency), taxonomy, prompts, cache, options, price)
+            tagger = Tagger(LLMClient(cfg, counters, settings.concurrency), taxonomy, prompts, cache, options,
+                            price, examples_for=picker)
             annotations = list(tagger.run(collected.items))
         finally:
             cache.close()
@@ -170,13 +181,14 @@ def run(
 
 
 def _dry_run(items: list[Item], settings: Settings, taxonomy: Taxonomy, prompts: PromptSet,
-             prices: dict, summary: Summary) -> Summary:
+             picker: Picker | None, prices: dict, summary: Summary) -> Summary:
     system_tokens = estimate_tokens(prompts.system)
     n_dims = len(taxonomy.dimensions(settings.kind))
     answer = n_dims * ANSWER_TOKENS_PER_DIMENSION + (RATIONALE_TOKENS if settings.rationale else 0)
     per_request = settings.items_per_request
     requests = -(-len(items) // per_request) * settings.votes
-    prompt = sum(estimate_tokens(prompts.item_message(it)) for it in items) * settings.votes
+    prompt = sum(estimate_tokens(prompts.item_message(it, picker(it) if picker else ()))
+                 for it in items) * settings.votes
     prompt += system_tokens * requests
     completion = answer * len(items) * settings.votes
     model = settings.model or "local"

@@ -83,6 +83,7 @@ class PromptSet:
         with_confidence: ask for per-dimension confidences.
         max_chars: item texts longer than this are clipped (head and tail kept).
         examples: fixed few-shot examples rendered into the system message.
+        pool_version: content hash of the retrieval pool for per-item examples (if any).
         directory: the template directory (``prompts/`` by default).
     """
 
@@ -92,6 +93,7 @@ class PromptSet:
     with_confidence: bool = True
     max_chars: int = 12000
     examples: tuple[Example, ...] = ()
+    pool_version: str = ""
     directory: Path = field(default_factory=lambda: resource_path("prompts"))
 
     @cached_property
@@ -119,7 +121,7 @@ class PromptSet:
             if not path.is_file():
                 raise TemplateError(f"{path}: prompt template not found")
             digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
-        digest.update(f"{self.detail}|{self.with_confidence}|{self.max_chars}".encode())
+        digest.update(f"{self.detail}|{self.with_confidence}|{self.max_chars}|{self.pool_version}".encode())
         for ex in self.examples:
             digest.update(f"{ex.text}\0{ex.labels}\0".encode())
         return digest.hexdigest()[:12]
@@ -138,10 +140,12 @@ class PromptSet:
             examples=[{"text": clip(e.text, 600), "labels": e.labels} for e in self.examples],
         )
 
-    def item_message(self, item: Item) -> str:
-        """The user message for one item."""
+    def item_message(self, item: Item, examples: tuple[Example, ...] = ()) -> str:
+        """The user message for one item, after its retrieved examples (if any)."""
         name = self._names[1]
-        return render(self._template(name), name, text=clip(item.text, self.max_chars), id=item.id)
+        shown = [{"text": e.text, "labels": e.labels} for e in examples]
+        return render(self._template(name), name, text=clip(item.text, self.max_chars), id=item.id,
+                      examples=shown)
 
     def batch_message(self, items: list[Item]) -> str:
         """The user message for several items labeled in one request."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ from annotator.accounting import Price
 from annotator.cache import AnswerCache, request_key
 from annotator.errors import AuthError, LLMError
 from annotator.llm import LLMClient, parameter_fingerprint
-from annotator.prompts import PromptSet
+from annotator.prompts import Example, PromptSet
 from annotator.records import Annotation, Item
 from annotator.taxonomy import Taxonomy, build_batch_model, build_response_model
 
@@ -78,6 +78,7 @@ class Tagger:
         cache: AnswerCache,
         options: TagOptions,
         price: Price | None = None,
+        examples_for: Callable[[Item], tuple[Example, ...]] | None = None,
     ) -> None:
         self.client = client
         self.taxonomy = taxonomy
@@ -85,6 +86,7 @@ class Tagger:
         self.cache = cache
         self.options = options
         self.price = price
+        self.examples_for = examples_for
         self.dims = taxonomy.dimensions(options.kind)
         self.model = build_response_model(
             taxonomy, options.kind, rationale=options.rationale, confidence=options.confidence
@@ -115,7 +117,8 @@ class Tagger:
     def _key(self, item: Item, vote: int) -> str:
         user = self._user.get(item.id)
         if user is None:
-            user = self._user[item.id] = self.prompts.item_message(item)
+            examples = self.examples_for(item) if self.examples_for else ()
+            user = self._user[item.id] = self.prompts.item_message(item, examples)
         return request_key({**self._key_base, "user": user, "vote": vote})
 
     def _messages(self, items: list[Item]) -> list[dict[str, str]]:

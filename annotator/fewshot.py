@@ -1,0 +1,155 @@
+"""Few-shot examples retrieved from already-labeled items (nearest by text).
+
+The pool is a JSONL file (or a labels table) of items with their labels: by default
+``prompts/fewshot/<kind>.jsonl`` (the adjudicated reference labels of the dev set), or the
+user's confirmed labels. Retrieval is TF-IDF cosine over words and character 4-grams (numpy,
+no model download). An item never sees itself: pool entries with the same id or the same text
+are excluded, so a figure measured on the pool's own items is leave-one-out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from annotator.errors import InputError
+from annotator.prompts import Example, clip
+from annotator.records import Item
+from annotator.resources import resource_path
+from annotator.taxonomy import Dimension
+
+_WORD = re.compile(r"[a-z0-9]+")
+_DIM = 2**18
+
+
+@dataclass(frozen=True)
+class PoolEntry:
+    """One labeled item of the pool."""
+
+    id: str
+    text: str
+    labels: dict[str, Any]
+
+
+def default_pool_path(kind: str) -> Path:
+    """The shipped pool for ``kind``."""
+    return resource_path("prompts") / "fewshot" / f"{kind}.jsonl"
+
+
+def load_pool(path: str | Path, dims: list[Dimension]) -> list[PoolEntry]:
+    """Read a pool: JSONL/Parquet rows with ``id``, ``text`` and one column per dimension.
+
+    Rows whose ``status``/``review_status`` says they are not usable (failed, pending,
+    conflict, discarded) are skipped.
+
+    Raises:
+        InputError: naming the file and row of an entry without text or labels.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: few-shot pool not found")
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(path).to_pylist()
+    else:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    pool = []
+    for i, row in enumerate(rows):
+        if row.get("status", "ok") != "ok" or row.get("review_status", "confirmed") not in ("confirmed", "corrected"):
+            continue
+        text = row.get("text") or row.get("input") or row.get("question")
+        missing = [d.id for d in dims if row.get(d.id) is None]
+        if not text or missing:
+            raise InputError(f"{path}: row {i}: missing {'text' if not text else ', '.join(missing)}")
+        labels = {d.id: (list(row[d.id]) if d.multi else row[d.id]) for d in dims}
+        pool.append(PoolEntry(id=str(row.get("id", i)), text=str(text), labels=labels))
+    return pool
+
+
+def _features(text: str) -> Counter:
+    low = text.lower()
+    words = _WORD.findall(low)
+    feats = Counter(f"w:{w}" for w in words)
+    squashed = " ".join(words)
+    feats.update(f"c:{squashed[i:i + 4]}" for i in range(max(0, len(squashed) - 3)))
+    return feats
+
+
+def _bucket(feature: str) -> int:
+    return int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=4).digest(), "little") % _DIM
+
+
+class Retriever:
+    """Nearest pool entries by TF-IDF cosine (leave-one-out by id and text)."""
+
+    def __init__(self, pool: list[PoolEntry], text_chars: int = 2000) -> None:
+        self.pool = pool
+        self.text_chars = text_chars
+        docs = [self._hashed(_features(e.text[:text_chars])) for e in pool]
+        df = Counter(b for d in docs for b in d)
+        n = len(pool)
+        self.idf = {b: math.log((1 + n) / (1 + c)) + 1.0 for b, c in df.items()}
+        self.buckets = sorted(self.idf)
+        self.index = {b: i for i, b in enumerate(self.buckets)}
+        self.matrix = np.zeros((n, len(self.buckets)), dtype=np.float32)
+        for row, doc in enumerate(docs):
+            for b, tf in doc.items():
+                self.matrix[row, self.index[b]] = (1 + math.log(tf)) * self.idf[b]
+        norms = np.linalg.norm(self.matrix, axis=1, keepdims=True)
+        self.matrix /= np.maximum(norms, 1e-9)
+        self._texts = {e.text.strip() for e in pool}
+
+    @staticmethod
+    def _hashed(feats: Counter) -> Counter:
+        out: Counter = Counter()
+        for f, c in feats.items():
+            out[_bucket(f)] += c
+        return out
+
+    def nearest(self, item: Item, k: int) -> list[PoolEntry]:
+        """The ``k`` most similar entries, never the item itself."""
+        vec = np.zeros(len(self.buckets), dtype=np.float32)
+        for b, tf in self._hashed(_features(item.text[: self.text_chars])).items():
+            col = self.index.get(b)
+            if col is not None:
+                vec[col] = (1 + math.log(tf)) * self.idf[b]
+        scores = self.matrix @ vec
+        text = item.text.strip()
+        out = []
+        for row in np.argsort(-scores, kind="stable"):
+            entry = self.pool[row]
+            if entry.id == item.id or entry.text.strip() == text:
+                continue
+            out.append(entry)
+            if len(out) == k:
+                break
+        return out
+
+
+def example_picker(pool: list[PoolEntry], k: int, chars: int = 400) -> Callable[[Item], tuple[Example, ...]]:
+    """A function giving each item its ``k`` nearest labeled examples, formatted for prompts."""
+    retriever = Retriever(pool)
+
+    def pick(item: Item) -> tuple[Example, ...]:
+        return tuple(Example(text=clip(e.text, chars), labels=json.dumps(e.labels))
+                     for e in retriever.nearest(item, k))
+
+    return pick
+
+
+def pool_fingerprint(pool: list[PoolEntry]) -> str:
+    """Content hash of a pool (part of the prompt version)."""
+    digest = hashlib.sha256()
+    for e in pool:
+        digest.update(json.dumps([e.id, e.text, e.labels], sort_keys=True).encode())
+    return digest.hexdigest()[:12]
