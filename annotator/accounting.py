@@ -112,10 +112,12 @@ class Summary(BaseModel):
 
     def text(self) -> str:
         """Human-readable block for the terminal."""
-        cost = "n/a (no price for this model)" if self.estimated_cost_usd is None else f"${self.estimated_cost_usd:.4f}"
+        cost = ("n/a (no price for this model)" if self.estimated_cost_usd is None
+                else f"${self.estimated_cost_usd:.4f}")
         lines = [
             f"{'estimated' if self.dry_run else 'labeled'} {self.items} items with {self.labeler}",
-            f"  ok {self.ok}  failed {self.failed}  cached {self.cached}  rejected {self.rejected}  duplicates {self.duplicates}",
+            f"  ok {self.ok}  failed {self.failed}  cached {self.cached}  rejected {self.rejected}  "
+            f"duplicates {self.duplicates}",
             f"  requests {self.requests}  retries {self.retries}  re-asks {self.reasks}",
             f"  tokens: prompt {self.prompt_tokens}  completion {self.completion_tokens}  cost {cost}",
             f"  wall {self.wall_seconds:.2f}s  {self.items_per_second:.1f} items/s",

@@ -27,12 +27,12 @@ try:  # the transport library of the installed openai SDK (httpx2 since openai 3
     from httpx2 import Limits as _Limits
 except ImportError:  # pragma: no cover
     from httpx import Limits as _Limits
+import openai
 from instructor.core import InstructorRetryException
 from instructor.core.retry import retry_async_v2
 from instructor.v2.core.providers import Provider
 from instructor.v2.core.registry import mode_registry
 from instructor.v2.validation.async_validators import reject_async_validators
-import openai
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt

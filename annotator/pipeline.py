@@ -34,7 +34,7 @@ from annotator.prompts import Example, PromptSet
 from annotator.records import Annotation, Item, Reject
 from annotator.sources import SourceSpec, items_from_records, read_items
 from annotator.store import rejects_path, to_table, write_rejects, write_table
-from annotator.tagging import TagOptions, Tagger
+from annotator.tagging import Tagger, TagOptions
 from annotator.taxonomy import Taxonomy, load_taxonomy
 
 OnBad = Literal["error", "skip"]
@@ -197,7 +197,7 @@ def _dry_run(items: list[Item], settings: Settings, taxonomy: Taxonomy, prompts:
         "dry_run": True, "requests": requests, "prompt_tokens": prompt, "completion_tokens": completion,
         "estimated_cost_usd": 0.0 if settings.local else (price.cost(prompt, completion) if price else None),
         "labeler": f"local:{Path(settings.model_path).name}" if settings.local and settings.model_path
-        else (f"local" if settings.local else model),
+        else ("local" if settings.local else model),
     })
 
 
@@ -234,7 +234,10 @@ def label(
 
     Args:
         data: a DataFrame, an iterable of dicts, or of :class:`Item`.
-        text_field, template, id_field, source: as the CLI options of the same names.
+        text_field: field holding the text (as ``--text-field``).
+        template: Jinja template over the record's fields (as ``--template``).
+        id_field: field holding a stable id (as ``--id-field``).
+        source: value of the ``source`` column (as ``--source``).
         on_bad_record: ``error`` (raise before sending anything) or ``skip``.
         output: also write the table (and summary) there.
         keep_fields: keep input fields as columns.

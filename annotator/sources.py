@@ -140,7 +140,9 @@ def _records(path: Path) -> Iterator[tuple[str, dict[str, Any] | Reject]]:
     suffix = path.suffix.lower()
     readers = {".jsonl": _jsonl, ".ndjson": _jsonl, ".json": _json, ".csv": _csv, ".parquet": _parquet}
     if suffix not in readers:
-        raise InputError(f"{path}: unknown input format {suffix!r} (jsonl, json, csv, parquet, or a saved dataset directory)")
+        raise InputError(
+            f"{path}: unknown input format {suffix!r} (jsonl, json, csv, parquet, or a saved dataset directory)"
+        )
     yield from readers[suffix](path)
 
 
@@ -198,7 +200,8 @@ def _json(path: Path) -> Iterator[tuple[str, dict[str, Any] | Reject]]:
         if isinstance(record, dict):
             yield location, record
         else:
-            yield location, Reject(location=location, reason="record is not a JSON object", raw=str(record)[:_RAW_EXCERPT])
+            excerpt = str(record)[:_RAW_EXCERPT]
+            yield location, Reject(location=location, reason="record is not a JSON object", raw=excerpt)
 
 
 def _csv(path: Path) -> Iterator[tuple[str, dict[str, Any] | Reject]]:

@@ -341,7 +341,8 @@ def describe(taxonomy: Taxonomy) -> str:
     for kind, spec in taxonomy.kinds.items():
         lines.append(f"\n[{kind}] one label set per {spec.unit}")
         for dim in spec.dimensions:
-            card = "exactly one" if not dim.multi else f"{dim.cardinality} {dim.min if dim.min is not None else 1}-{dim.max}"
+            lo = dim.min if dim.min is not None else 1
+            card = "exactly one" if not dim.multi else f"{dim.cardinality} {lo}-{dim.max}"
             lines.append(f"  {dim.id} ({card}): {dim.question}")
             lines.extend(f"    {lb.id:<24} {lb.description}" for lb in dim.labels)
     if taxonomy.mapping:

@@ -95,13 +95,15 @@ def main() -> None:
     finally:
         server.stop()
     print(f"label throughput, loopback server at {args.latency_ms:.0f} ms latency, {os.cpu_count()} cores")
-    print(f"| {'client':<34} | {'items':>6} | {'requests':>8} | {'items/s':>8} | {'CPU ms/item':>11} | {'of bound':>8} |")
+    print(f"| {'client':<34} | {'items':>6} | {'requests':>8} | {'items/s':>8} | {'CPU ms/item':>11} "
+          f"| {'of bound':>8} |")
     print(f"|{'-' * 36}|{'-' * 8}|{'-' * 10}|{'-' * 10}|{'-' * 13}|{'-' * 10}|")
     for label, n, wall, cpu, bound, requests in rows:
         rate = n / wall
         of_bound = "-" if bound != bound else f"{rate / bound:.2f}"
         shown_requests = n if label.startswith("naive") else requests
-        print(f"| {label:<34} | {n:>6} | {shown_requests:>8} | {rate:>8.1f} | {1000 * cpu / n:>11.2f} | {of_bound:>8} |")
+        print(f"| {label:<34} | {n:>6} | {shown_requests:>8} | {rate:>8.1f} | {1000 * cpu / n:>11.2f} "
+              f"| {of_bound:>8} |")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from fakellm import FakeServer, start_fake  # noqa: F401  (re-exported for tests)
 
 ROOT = Path(__file__).resolve().parent.parent

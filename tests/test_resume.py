@@ -7,7 +7,6 @@ import sys
 import time
 
 import pandas as pd
-
 from conftest import ROOT, start_fake, write_jsonl
 
 

@@ -2,12 +2,13 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import FIXTURES, write_jsonl
+from pydantic import ValidationError
 
 from annotator.errors import BadRecordsError, InputError, TemplateError
 from annotator.pipeline import check_rejects, collect
 from annotator.records import Item, Reject
 from annotator.sources import SourceSpec, content_id, read_items
-from conftest import FIXTURES, write_jsonl
 
 
 def items(paths, **spec):
@@ -120,5 +121,5 @@ def test_auto_detected_text_field_and_clear_error(tmp_path):
 def test_items_are_typed_records():
     got = items([FIXTURES / "gsm8k-10.jsonl"])
     assert all(isinstance(i, Item) for i in got.items) and len(got.items) == 10
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         got.items[0].text = "changed"  # frozen

@@ -5,13 +5,13 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from conftest import FIXTURES
 from pydantic import ValidationError
 
 from annotator.cli import main
 from annotator.errors import TaxonomyError
 from annotator.resources import resource_path
 from annotator.taxonomy import build_batch_model, build_response_model, load_taxonomy
-from conftest import FIXTURES
 
 SHIPPED = resource_path("schemas") / "taxonomy-v1.yaml"
 
@@ -77,9 +77,12 @@ def _broken(tmp_path: Path, edit) -> Path:
     (lambda d: d["kinds"]["eval"]["dimensions"][0].update(colour="red"), "kinds.eval.dimensions.0.colour"),
     (lambda d: d["kinds"]["eval"]["dimensions"][1]["labels"].append(
         dict(d["kinds"]["eval"]["dimensions"][1]["labels"][0])), "duplicate label ids ['knowledge_recall']"),
-    (lambda d: d["kinds"]["eval"]["dimensions"][3].update(labels=[]), "kinds.eval.dimensions.3 (output_constraint).labels: empty"),
-    (lambda d: d["mapping"][2]["pairs"][0].update(to=["worked_solution", "poetry"]), "mapping.2.pairs.0.to: unknown genre label 'poetry'"),
-    (lambda d: d["mapping"][2]["pairs"][0].update({"from": "juggling"}), "mapping.2.pairs.0.from: unknown task_type label 'juggling'"),
+    (lambda d: d["kinds"]["eval"]["dimensions"][3].update(labels=[]),
+     "kinds.eval.dimensions.3 (output_constraint).labels: empty"),
+    (lambda d: d["mapping"][2]["pairs"][0].update(to=["worked_solution", "poetry"]),
+     "mapping.2.pairs.0.to: unknown genre label 'poetry'"),
+    (lambda d: d["mapping"][2]["pairs"][0].update({"from": "juggling"}),
+     "mapping.2.pairs.0.from: unknown task_type label 'juggling'"),
     (lambda d: d["kinds"]["eval"]["dimensions"][0]["labels"][0].update(examples=["only one"]), "examples"),
 ])
 def test_validation_errors_name_file_and_path(tmp_path, edit, expected):
@@ -101,8 +104,8 @@ def test_response_model_is_built_from_label_sets():
             "solving_operation_confidence": 0.2, "output_constraint": "number", "output_constraint_confidence": 0.9}
     assert model.model_validate(good).solving_operation == ["arithmetic", "number_theory"]
     for bad in ({"background": "astrology"}, {"solving_operation": []},
-                {"solving_operation": ["arithmetic"] * 2}, {"solving_operation": ["arithmetic", "counting_combinatorics",
-                                                                                   "number_theory", "state_tracking"]},
+                {"solving_operation": ["arithmetic"] * 2},
+                {"solving_operation": ["arithmetic", "counting_combinatorics", "number_theory", "state_tracking"]},
                 {"task_type_confidence": 1.5}):
         with pytest.raises(ValidationError):
             model.model_validate({**good, **bad})
