@@ -168,5 +168,67 @@ def serve_local(port: int | None, model_path: str | None, local_threads: int | N
     serve_forever(load_settings({"model_path": model_path, "local_threads": local_threads}), port=port)
 
 
+@main.group("review")
+def review_group() -> None:
+    """Human review in Argilla (ARGILLA_API_URL / ARGILLA_API_KEY; scripts/argilla-up starts one)."""
+
+
+@review_group.command("push")
+@click.argument("labels", type=click.Path())
+@click.option("--dataset", required=True, help="Argilla dataset name.")
+@click.option("--workspace", help="Argilla workspace [the user's default].")
+@click.option("--taxonomy", type=click.Path(), help="Taxonomy the labels were made with [shipped v1].")
+@click.option("--text-field", help="Column holding the text shown to reviewers [auto].")
+@click.option("--template", callback=_template_value, help="Jinja template over the row's fields (or @FILE).")
+@click.option("--min-submitted", type=int, default=1, show_default=True, help="Reviewers per record.")
+@click.option("--audit-fraction", type=float, default=0.1, show_default=True,
+              help="Share of confident records sampled for audit.")
+@click.option("--new-version", is_flag=True, help="Create a fresh dataset if the existing one differs.")
+@click.option("--guidelines-dir", type=click.Path(), help="Where to write the guidelines [review/].")
+@_errors_to_messages
+def review_push(labels: str, dataset: str, workspace: str | None, taxonomy: str | None, text_field: str | None,
+                template: str | None, min_submitted: int, audit_fraction: float, new_version: bool,
+                guidelines_dir: str | None) -> None:
+    """Push LABELS (a labels table) to Argilla as suggestions."""
+    from annotator.review import push
+
+    res = push(labels, dataset, workspace=workspace, taxonomy_path=taxonomy, text_field=text_field,
+               template=template, min_submitted=min_submitted, audit_fraction=audit_fraction,
+               new_version=new_version, guidelines_dir=Path(guidelines_dir) if guidelines_dir else None)
+    click.echo(f"{'created' if res.created else 'updated'} {res.workspace}/{res.dataset}: {res.pushed} records "
+               f"({res.low_confidence} low-confidence first, {res.audit} audit; {res.skipped_failed} failed "
+               f"rows skipped); guidelines -> {res.guidelines}")
+
+
+@review_group.command("pull")
+@click.option("--dataset", required=True, help="Argilla dataset name.")
+@click.option("--workspace", help="Argilla workspace [the user's default].")
+@click.option("-o", "--output", required=True, type=click.Path(), help="Confirmed labels table.")
+@click.option("--taxonomy", type=click.Path(), help="Taxonomy the dataset was built for [shipped v1].")
+@_errors_to_messages
+def review_pull(dataset: str, workspace: str | None, output: str, taxonomy: str | None) -> None:
+    """Pull reviewers' answers, resolved per dimension, into OUTPUT."""
+    from annotator.review import pull
+
+    res = pull(dataset, output, workspace=workspace, taxonomy_path=taxonomy)
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(res.counts.items()))
+    click.echo(f"{res.dataset}: {res.records} records ({counts}); fetched {res.fetched}, changed {res.changed} "
+               f"-> {res.output}")
+
+
+@review_group.command("status")
+@click.option("--dataset", required=True, help="Argilla dataset name.")
+@click.option("--workspace", help="Argilla workspace [the user's default].")
+@click.option("--taxonomy", type=click.Path(), help="Taxonomy the dataset was built for [shipped v1].")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@_errors_to_messages
+def review_status_cmd(dataset: str, workspace: str | None, taxonomy: str | None, as_json: bool) -> None:
+    """Progress per reviewer and LLM-vs-human / inter-annotator agreement."""
+    from annotator.review import review_status
+
+    report = review_status(dataset, workspace=workspace, taxonomy_path=taxonomy)
+    click.echo(report.model_dump_json(indent=2) if as_json else report.text())
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -115,10 +115,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
 # What the embedded 135M model does best with (measured by benchmarks/label_quality.py; see
 # the README): no free-text rationale or self-rated confidence (the small model rambles in
 # them and they slow it down), short label descriptions, retrieved few-shot examples, and one
-# request at a time (llama.cpp serves one anyway).
+# request at a time (llama.cpp serves one anyway), texts clipped to 1,500 characters (prompt
+# evaluation runs at ~150 tokens/s on 2 cores; the gist of a sample is enough to label it).
 LOCAL_DEFAULTS: dict[str, Any] = {
     "rationale": False, "confidence": False, "detail": "short", "fewshot": 4, "concurrency": 1,
-    "max_tokens": 160,
+    "max_tokens": 160, "max_chars": 1500,
 }
 
 

@@ -58,3 +58,11 @@ class ResponseError(LLMError):
 
 class LocalModelError(AnnotatorError):
     """The embedded llama.cpp server could not be started or the model file is missing."""
+
+
+class ReviewError(AnnotatorError):
+    """Argilla could not be reached, refused the key, or holds an incompatible dataset."""
+
+
+class GateError(AnnotatorError):
+    """Labels were offered to a later stage without the review that stage requires."""

@@ -52,3 +52,27 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120)
     full_env = dict(os.environ, **(env or {}))
     return subprocess.run([sys.executable, "-m", "annotator.cli", *args], capture_output=True, text=True,
                           env=full_env, timeout=timeout)
+
+
+def _read_env(path: Path) -> dict[str, str]:
+    env = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("export "):
+            key, _, value = line[len("export "):].partition("=")
+            env[key] = value
+    return env
+
+
+@pytest.fixture(scope="session")
+def argilla_server(tmp_path_factory):
+    """A real argilla-server started by the project's own scripts/argilla-up (stopped afterwards)."""
+    state = tmp_path_factory.mktemp("argilla")
+    up = subprocess.run([str(ROOT / "scripts" / "argilla-up"), str(state)], capture_output=True, text=True,
+                        timeout=1200)
+    if up.returncode != 0:
+        subprocess.run([str(ROOT / "scripts" / "argilla-down"), str(state)], timeout=60)
+        raise RuntimeError(f"argilla-up failed:\n{up.stdout}\n{up.stderr}")
+    try:
+        yield _read_env(state / "env")
+    finally:
+        subprocess.run([str(ROOT / "scripts" / "argilla-down"), str(state)], timeout=120)

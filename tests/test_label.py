@@ -276,3 +276,10 @@ def test_python_api_takes_a_dataframe(llm, tmp_path):
     out = annotator.label(df, id_field="qid", base_url=llm.url, model="fake-model", concurrency=2)
     assert list(out.id) == ["a", "b"] and set(EVAL_DIMS) <= set(out.columns)
     assert (out.status == "ok").all() and list(out.question) == ["2+2?", "capital of France?"]
+
+
+def test_progress_bar_only_when_asked_or_on_a_tty(llm, tmp_path):
+    quiet = label(llm, "-o", "a.parquet")
+    assert "labeling" not in quiet.output  # not a TTY: quiet
+    shown = label(llm, "-o", "b.parquet", "--progress", "--no-cache")
+    assert "labeling" in shown.output and "10/10" in shown.output and "item/s" in shown.output

@@ -1,0 +1,187 @@
+"""``annotator review push``: LLM labels -> Argilla records with suggestions.
+
+Record id = item id, so pushing again updates suggestions and metadata in place, never
+duplicates a record and never touches reviewers' responses. Records go in review-priority
+order: low confidence and vote disagreement first, then a random audit sample of confident
+records (``audit_fraction``, chosen by a hash of the id so it is stable across pushes).
+Suggestions carry ``score`` = confidence and ``agent`` = ``<labeler>/<prompt_version>`` (Argilla
+does not accept ``@`` in an agent name).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import argilla as rg
+from pydantic import BaseModel
+
+from annotator.errors import InputError, ReviewError
+from annotator.resources import resource_path
+from annotator.review.connect import connect, guarded
+from annotator.review.layout import dataset_version, settings, write_guidelines
+from annotator.sources import SourceSpec, items_from_records
+from annotator.store import read_table
+from annotator.taxonomy import Dimension, Taxonomy, load_taxonomy
+
+CONFIDENT = 0.8
+
+
+class PushResult(BaseModel):
+    """What a push did."""
+
+    dataset: str
+    workspace: str
+    created: bool
+    pushed: int
+    skipped_failed: int
+    low_confidence: int
+    audit: int
+    guidelines: str
+
+
+def _float(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(out) else out
+
+
+def _agreement(votes: Any) -> float | None:
+    """Smallest majority share over dimensions, from the ``votes`` column (None without votes)."""
+    if not votes:
+        return None
+    data = json.loads(votes) if isinstance(votes, str) else votes
+    shares = []
+    for counts in data.values():
+        total = sum(counts.values())
+        if total:
+            shares.append(max(counts.values()) / total)
+    return min(shares) if shares else None
+
+
+def _in_audit(item_id: str, fraction: float) -> bool:
+    h = int.from_bytes(hashlib.sha256(f"audit:{item_id}".encode()).digest()[:8], "big")
+    return h / 2**64 < fraction
+
+
+def plan(row: dict[str, Any], dims: list[Dimension], audit_fraction: float) -> dict[str, Any]:
+    """Review metadata of one labels row: confidences, agreement, priority, audit flag."""
+    confs = {d.id: _float(row.get(f"{d.id}_confidence")) for d in dims}
+    known = [c for c in confs.values() if c is not None]
+    lowest = min(known) if len(known) == len(confs) else 0.0  # unknown confidence = review it
+    agreement = _agreement(row.get("votes"))
+    certain = min(lowest, agreement if agreement is not None else 1.0)
+    audit = certain >= CONFIDENT and _in_audit(str(row["id"]), audit_fraction)
+    priority = 2.0 - certain if certain < CONFIDENT else (1.0 if audit else 1.0 - certain)
+    meta: dict[str, Any] = {f"{d}_confidence": c for d, c in confs.items() if c is not None}
+    meta.update({"priority": round(priority, 4), "audit": "yes" if audit else "no",
+                 "source": str(row.get("source") or "")})
+    if agreement is not None:
+        meta["agreement"] = round(agreement, 4)
+    if row.get("subset") not in (None, ""):
+        meta["subset"] = str(row["subset"])
+    return meta
+
+
+def _dataset(client: rg.Argilla, name: str, workspace: str, taxonomy: Taxonomy, kind: str,
+             min_submitted: int, new_version: bool) -> tuple[rg.Dataset, bool]:
+    existing = client.datasets(name=name, workspace=workspace)
+    if existing is not None:
+        found = dataset_version(existing.settings.guidelines)
+        if found == (taxonomy.version, kind):
+            return existing, False
+        if not new_version:
+            raise ReviewError(
+                f"dataset {name!r} in workspace {workspace!r} was built for "
+                f"{found[0] + ' (' + found[1] + ')' if found else 'something else'}, not {taxonomy.version} "
+                f"({kind}); pass --new-version to create a fresh dataset"
+            )
+        name = f"{name}-{taxonomy.content_hash[:8]}"
+        again = client.datasets(name=name, workspace=workspace)
+        if again is not None:
+            return again, False
+    dataset = rg.Dataset(name=name, workspace=workspace, settings=settings(taxonomy, kind, min_submitted),
+                         client=client)
+    return dataset.create(), True
+
+
+def push(
+    labels: str | Path,
+    dataset: str,
+    *,
+    workspace: str | None = None,
+    taxonomy_path: str | None = None,
+    text_field: str | None = None,
+    template: str | None = None,
+    min_submitted: int = 1,
+    audit_fraction: float = 0.1,
+    new_version: bool = False,
+    guidelines_dir: Path | None = None,
+    client: rg.Argilla | None = None,
+) -> PushResult:
+    """Push a labels table's ok rows to an Argilla dataset (created from the taxonomy if needed).
+
+    Raises:
+        InputError: unreadable table, mixed kinds, or rows without text.
+        ReviewError: server problems, or a dataset built for another taxonomy version.
+    """
+    rows = read_table(labels).to_pylist()
+    ok = [r for r in rows if r.get("status", "ok") == "ok"]
+    if not ok:
+        raise InputError(f"{labels}: no rows with status ok to push")
+    kinds = {r.get("kind", "eval") for r in ok}
+    if len(kinds) != 1:
+        raise InputError(f"{labels}: mixes kinds {sorted(kinds)}; push one kind per dataset")
+    kind = kinds.pop()
+    taxonomy = load_taxonomy(taxonomy_path)
+    versions = {r.get("taxonomy_version") for r in ok} - {None}
+    if versions and versions != {taxonomy.version}:
+        raise InputError(f"{labels}: labeled with {sorted(versions)}, but the taxonomy is {taxonomy.version}; "
+                         "pass --taxonomy with the file the labels were made with")
+    dims = taxonomy.dimensions(kind)
+    spec = SourceSpec(text_field=text_field, template=template, id_field="id")
+    texts = {}
+    for rec in items_from_records(ok, spec, name=str(labels)):
+        if not hasattr(rec, "text"):
+            raise InputError(f"{rec.message()} (the labels table needs the input text: label without "
+                             "--no-keep-fields, or pass --text-field/--template)")
+        texts[rec.id] = rec.text
+    client = client or connect()
+    url = str(getattr(client, "api_url", ""))
+    ws = workspace or guarded(url, lambda: client.workspaces.default.name)
+    ds, created = guarded(url, lambda: _dataset(client, dataset, ws, taxonomy, kind, min_submitted, new_version))
+    records, low, audit = [], 0, 0
+    for row in ok:
+        meta = plan(row, dims, audit_fraction)
+        meta["taxonomy_version"] = taxonomy.version
+        low += meta["priority"] > 1.0
+        audit += meta["audit"] == "yes"
+        agent = f"{row.get('labeler', 'llm')}/{row.get('prompt_version', '')}".replace("@", "/").strip("/")
+        suggestions = []
+        for d in dims:
+            value = row.get(d.id)
+            if value is None or (d.multi and not value):
+                continue
+            value = list(value) if d.multi else value
+            score = _float(row.get(f"{d.id}_confidence"))
+            suggestions.append(rg.Suggestion(question_name=d.id, value=value, agent=agent,
+                                             score=([score] * len(value) if d.multi else score)
+                                             if score is not None else None))
+        records.append((meta["priority"], rg.Record(
+            id=str(row["id"]), fields={"text": texts[str(row["id"])], "rationale": row.get("rationale") or None},
+            metadata=meta, suggestions=suggestions)))
+    records.sort(key=lambda pair: -pair[0])
+    with contextlib.redirect_stderr(io.StringIO()):  # the SDK draws a progress bar per batch
+        guarded(url, lambda: ds.records.log([r for _, r in records]))
+    directory = guidelines_dir or resource_path("review")
+    written = write_guidelines(taxonomy, kind, directory)
+    return PushResult(dataset=ds.name, workspace=ws, created=created, pushed=len(records),
+                      skipped_failed=len(rows) - len(ok), low_confidence=low, audit=audit,
+                      guidelines=str(written))

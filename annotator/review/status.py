@@ -1,0 +1,155 @@
+"""``annotator review status``: progress and agreement of a review dataset.
+
+Per reviewer: submitted / discarded / draft counts. Per dimension: LLM-vs-human accuracy and
+Cohen's kappa over resolved records (multi-label dimensions: primary label for kappa, exact
+list for accuracy), inter-annotator Krippendorff's alpha (nominal) over records with two or
+more submitted answers, and the top confusions. The audit sample (random among confident
+records) estimates the accuracy of the labels nobody reviewed, with a 95% Wilson interval.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from typing import Any
+
+import argilla as rg
+from pydantic import BaseModel
+
+from annotator.evaluation import cohen_kappa
+from annotator.review.connect import connect, guarded
+from annotator.review.pull import open_dataset, record_row
+from annotator.taxonomy import load_taxonomy
+
+RESOLVED = ("confirmed", "corrected")
+
+
+def krippendorff_alpha(units: list[list[Any]]) -> float | None:
+    """Nominal Krippendorff's alpha over units with two or more values (None if there are none)."""
+    units = [u for u in units if len(u) >= 2]
+    if not units:
+        return None
+    coincidence: Counter = Counter()
+    for values in units:
+        m = len(values)
+        for i, a in enumerate(values):
+            for j, b in enumerate(values):
+                if i != j:
+                    coincidence[(a, b)] += 1 / (m - 1)
+    totals: Counter = Counter()
+    for (a, _), w in coincidence.items():
+        totals[a] += w
+    n = sum(totals.values())
+    observed = sum(w for (a, b), w in coincidence.items() if a != b)
+    expected = sum(totals[a] * totals[b] for a in totals for b in totals if a != b) / (n - 1)
+    return 1.0 if expected == 0 else 1.0 - observed / expected
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for a proportion."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+class DimensionAgreement(BaseModel):
+    """LLM-vs-human and human-vs-human agreement on one dimension."""
+
+    dimension: str
+    n: int
+    llm_accuracy: float | None
+    llm_kappa: float | None
+    alpha: float | None
+    alpha_units: int
+    confusions: list[tuple[str, str, int]]
+    audit_n: int
+    audit_accuracy: float | None
+    audit_ci95: tuple[float, float] | None
+
+
+class StatusReport(BaseModel):
+    """Progress and agreement of one review dataset."""
+
+    dataset: str
+    records: int
+    review_status: dict[str, int]
+    reviewers: dict[str, dict[str, int]]
+    dimensions: list[DimensionAgreement]
+    audit_all_correct: float | None
+    audit_all_correct_ci95: tuple[float, float] | None
+
+    def text(self) -> str:
+        """A plain report for the terminal."""
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(self.review_status.items()))
+        lines = [f"{self.dataset}: {self.records} records ({counts})", "reviewers:"]
+        for name, c in sorted(self.reviewers.items()):
+            lines.append(f"  {name:<20} submitted {c.get('submitted', 0)}  discarded {c.get('discarded', 0)}  "
+                         f"draft {c.get('draft', 0)}")
+        lines.append(f"| {'dimension':<18} | {'n':>3} | {'LLM acc':>7} | {'LLM k':>6} | {'alpha':>6} | "
+                     f"{'audit n':>7} | {'audit acc (95% CI)':>22} |")
+        for d in self.dimensions:
+            acc = "-" if d.llm_accuracy is None else f"{d.llm_accuracy:.2f}"
+            kap = "-" if d.llm_kappa is None else f"{d.llm_kappa:.2f}"
+            alp = "-" if d.alpha is None else f"{d.alpha:.2f}"
+            aud = "-" if d.audit_accuracy is None else (
+                f"{d.audit_accuracy:.2f} ({d.audit_ci95[0]:.2f}-{d.audit_ci95[1]:.2f})")
+            lines.append(f"| {d.dimension:<18} | {d.n:>3} | {acc:>7} | {kap:>6} | {alp:>6} | {d.audit_n:>7} | "
+                         f"{aud:>22} |")
+        for d in self.dimensions:
+            if d.confusions:
+                shown = ", ".join(f"{a}->{b} x{c}" for a, b, c in d.confusions)
+                lines.append(f"  {d.dimension} (LLM->human): {shown}")
+        return "\n".join(lines)
+
+
+def _key(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def review_status(dataset: str, *, workspace: str | None = None, taxonomy_path: str | None = None,
+                  client: rg.Argilla | None = None) -> StatusReport:
+    """Compute progress and agreement of ``dataset`` from the server."""
+    client = client or connect()
+    url = str(getattr(client, "api_url", ""))
+    ds, version, kind = open_dataset(client, dataset, workspace)
+    dims = load_taxonomy(taxonomy_path).dimensions(kind)
+    users = {str(u.id): u.username for u in guarded(url, lambda: list(client.users))}
+    records = guarded(url, lambda: list(ds.records(with_responses=True, with_suggestions=True)))
+    rows = [record_row(r, dims, users) for r in records]
+    reviewers: dict[str, Counter] = {}
+    for row in rows:
+        for name, answer in json.loads(row["responses"]).items():
+            reviewers.setdefault(name, Counter())[answer["status"]] += 1
+    resolved = [r for r in rows if r["review_status"] in RESOLVED]
+    audit = [r for r in resolved if r.get("audit") == "yes"]
+    out = []
+    for d in dims:
+        pairs = [(r[f"llm_{d.id}"], r[d.id]) for r in resolved if r[f"llm_{d.id}"] is not None]
+        llm_acc = sum(_key(a) == _key(b) for a, b in pairs) / len(pairs) if pairs else None
+        prim = [((a[0] if a else "") if d.multi else a, (b[0] if b else "") if d.multi else b) for a, b in pairs]
+        kappa = cohen_kappa([h for _, h in prim], [m for m, _ in prim]) if prim else None
+        units = []
+        for r in rows:
+            answers = [a.get(d.id) for a in json.loads(r["responses"]).values() if a["status"] == "submitted"]
+            units.append([_key(a) for a in answers if a is not None])
+        confusions = Counter((str(m), str(h)) for m, h in prim if m != h).most_common(5)
+        hits = sum(_key(r[f"llm_{d.id}"]) == _key(r[d.id]) for r in audit)
+        out.append(DimensionAgreement(
+            dimension=d.id, n=len(pairs), llm_accuracy=llm_acc, llm_kappa=kappa,
+            alpha=krippendorff_alpha(units), alpha_units=sum(len(u) >= 2 for u in units),
+            confusions=[(a, b, c) for (a, b), c in confusions], audit_n=len(audit),
+            audit_accuracy=hits / len(audit) if audit else None,
+            audit_ci95=wilson(hits, len(audit)) if audit else None,
+        ))
+    all_ok = sum(all(_key(r[f"llm_{d.id}"]) == _key(r[d.id]) for d in dims) for r in audit)
+    return StatusReport(
+        dataset=ds.name, records=len(rows), review_status=dict(Counter(r["review_status"] for r in rows)),
+        reviewers={k: dict(v) for k, v in reviewers.items()}, dimensions=out,
+        audit_all_correct=all_ok / len(audit) if audit else None,
+        audit_all_correct_ci95=wilson(all_ok, len(audit)) if audit else None,
+    )
