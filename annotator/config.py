@@ -49,6 +49,7 @@ class Settings(BaseModel):
     prices: dict[str, dict[str, float]] = Field(default_factory=dict)
     fewshot: int = Field(default=0, ge=0, le=16)
     fewshot_pool: str | None = None
+    candidates: int = Field(default=0, ge=0, le=32)
     model_path: str | None = None
     local_threads: int | None = None
     local_ctx: int = 4096

@@ -147,6 +147,28 @@ def example_picker(pool: list[PoolEntry], k: int, chars: int = 400) -> Callable[
     return pick
 
 
+def candidate_picker(pool: list[PoolEntry], k: int, dims: list[Dimension]) -> Callable[[Item], dict[str, list[str]]]:
+    """A function giving each item, per dimension, the labels of its ``k`` nearest neighbours.
+
+    Labels are ordered by how many neighbours carry them (then by first appearance), so the
+    most likely label comes first in the constrained answer schema.
+    """
+    retriever = Retriever(pool)
+
+    def pick(item: Item) -> dict[str, list[str]]:
+        near = retriever.nearest(item, k)
+        out: dict[str, list[str]] = {}
+        for dim in dims:
+            counts: Counter = Counter()
+            for entry in near:
+                value = entry.labels[dim.id]
+                counts.update(value if dim.multi else [value])
+            out[dim.id] = [lab for lab, _ in counts.most_common()]
+        return out
+
+    return pick
+
+
 def pool_fingerprint(pool: list[PoolEntry]) -> str:
     """Content hash of a pool (part of the prompt version)."""
     digest = hashlib.sha256()

@@ -28,7 +28,7 @@ from annotator.accounting import (
 from annotator.cache import AnswerCache, default_cache_dir
 from annotator.config import Settings, api_key, effective, load_settings
 from annotator.errors import BadRecordsError, ConfigError, InputError
-from annotator.fewshot import default_pool_path, example_picker, load_pool, pool_fingerprint
+from annotator.fewshot import candidate_picker, default_pool_path, example_picker, load_pool, pool_fingerprint
 from annotator.llm import Counters, EndpointConfig, LLMClient
 from annotator.prompts import Example, PromptSet
 from annotator.records import Annotation, Item, Reject
@@ -39,6 +39,7 @@ from annotator.taxonomy import Taxonomy, load_taxonomy
 
 OnBad = Literal["error", "skip"]
 Picker = Callable[[Item], tuple[Example, ...]]
+Restrictor = Callable[[Item], dict[str, list[str]]]
 _SHOWN_REJECTS = 20
 
 
@@ -101,18 +102,21 @@ def endpoint(settings: Settings) -> Iterator[EndpointConfig]:
         yield server.endpoint(**common)
 
 
-def _taxonomy_and_prompts(settings: Settings) -> tuple[Taxonomy, PromptSet, Picker | None]:
+def _taxonomy_and_prompts(settings: Settings) -> tuple[Taxonomy, PromptSet, Picker | None, Restrictor | None]:
     taxonomy = load_taxonomy(settings.taxonomy)
-    picker, pool_version = None, ""
-    if settings.fewshot:
+    picker, restrictor, pool_version = None, None, ""
+    if settings.fewshot or settings.candidates:
         dims = taxonomy.dimensions(settings.kind)
         pool = load_pool(settings.fewshot_pool or default_pool_path(settings.kind), dims)
-        picker, pool_version = example_picker(pool, settings.fewshot), pool_fingerprint(pool)
-        pool_version = f"{pool_version}/k{settings.fewshot}"
+        if settings.fewshot:
+            picker = example_picker(pool, settings.fewshot)
+        if settings.candidates:
+            restrictor = candidate_picker(pool, settings.candidates, dims)
+        pool_version = f"{pool_fingerprint(pool)}/k{settings.fewshot}/c{settings.candidates}"
     prompts = PromptSet(taxonomy, settings.kind, detail=settings.detail,
                         with_confidence=settings.confidence, max_chars=settings.max_chars,
                         pool_version=pool_version)
-    return taxonomy, prompts, picker
+    return taxonomy, prompts, picker, restrictor
 
 
 def run(
@@ -128,7 +132,7 @@ def run(
     """Label collected items and write the outputs; return annotations, summary and table."""
     started = time.perf_counter()
     settings = effective(settings)
-    taxonomy, prompts, picker = _taxonomy_and_prompts(settings)
+    taxonomy, prompts, picker, restrictor = _taxonomy_and_prompts(settings)
     prices = load_prices(settings.prices_file, settings.prices)
     summary = Summary(items=len(collected.items), rejected=len(collected.rejects),
                       duplicates=len(collected.duplicate_ids),
@@ -151,7 +155,7 @@ def run(
                              confidence=settings.confidence, progress=progress)
         try:
             tagger = Tagger(LLMClient(cfg, counters, settings.concurrency), taxonomy, prompts, cache, options,
-                            price, examples_for=picker)
+                            price, examples_for=picker, candidates_for=restrictor)
             annotations = list(tagger.run(collected.items))
         finally:
             cache.close()

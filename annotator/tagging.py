@@ -79,6 +79,7 @@ class Tagger:
         options: TagOptions,
         price: Price | None = None,
         examples_for: Callable[[Item], tuple[Example, ...]] | None = None,
+        candidates_for: Callable[[Item], dict[str, list[str]]] | None = None,
     ) -> None:
         self.client = client
         self.taxonomy = taxonomy
@@ -87,6 +88,9 @@ class Tagger:
         self.options = options
         self.price = price
         self.examples_for = examples_for
+        self.candidates_for = candidates_for
+        self._restricted: dict[str, type[BaseModel]] = {}
+        self._restriction: dict[str, dict[str, list[str]]] = {}
         self.dims = taxonomy.dimensions(options.kind)
         self.model = build_response_model(
             taxonomy, options.kind, rationale=options.rationale, confidence=options.confidence
@@ -119,7 +123,24 @@ class Tagger:
         if user is None:
             examples = self.examples_for(item) if self.examples_for else ()
             user = self._user[item.id] = self.prompts.item_message(item, examples)
-        return request_key({**self._key_base, "user": user, "vote": vote})
+            if self.candidates_for is not None:
+                self._restriction[item.id] = self.candidates_for(item)
+        return request_key({**self._key_base, "user": user, "vote": vote,
+                            "restrict": self._restriction.get(item.id)})
+
+    def _model_for(self, item: Item) -> type[BaseModel]:
+        """The answer model, restricted to the item's candidate labels when candidates are on."""
+        restrict = self._restriction.get(item.id)
+        if not restrict:
+            return self.model
+        key = request_key(restrict)
+        model = self._restricted.get(key)
+        if model is None:
+            opts = self.options
+            model = build_response_model(self.taxonomy, opts.kind, rationale=opts.rationale,
+                                         confidence=opts.confidence, restrict=restrict)
+            self._restricted[key] = model
+        return model
 
     def _messages(self, items: list[Item]) -> list[dict[str, str]]:
         if len(items) == 1 and items[0].id in self._user:
@@ -215,7 +236,7 @@ class Tagger:
         if len(unit.items) == 1:
             item = unit.items[0]
             try:
-                answer = await self.client.complete(self._messages([item]), self.model, **kwargs)
+                answer = await self.client.complete(self._messages([item]), self._model_for(item), **kwargs)
             except AuthError:
                 raise
             except LLMError as exc:

@@ -275,6 +275,7 @@ def build_response_model(
     rationale: bool = True,
     confidence: bool = True,
     with_id: bool = False,
+    restrict: dict[str, list[str]] | None = None,
 ) -> type[BaseModel]:
     """Build the pydantic model one answer must satisfy.
 
@@ -288,6 +289,8 @@ def build_response_model(
         rationale: include the rationale field.
         confidence: include ``<dimension>_confidence`` fields.
         with_id: start with an ``id`` field (entries of a batched answer).
+        restrict: dimension id -> the only labels allowed (in that order), e.g. the labels of an
+            item's nearest labeled neighbours; other dimensions keep their full label set.
     """
     fields: dict[str, Any] = {}
     if with_id:
@@ -299,10 +302,12 @@ def build_response_model(
         )
     dims = taxonomy.dimensions(kind)
     for dim in dims:
-        lit = Literal[tuple(dim.label_ids)]  # type: ignore[valid-type]
+        allowed = [lab for lab in (restrict or {}).get(dim.id, []) if lab in dim.label_ids] or dim.label_ids
+        lit = Literal[tuple(allowed)]  # type: ignore[valid-type]
         if dim.multi:
             lo = dim.min if dim.min is not None else 1
-            spec = Field(min_length=lo, max_length=dim.max, description=dim.question)
+            spec = Field(min_length=min(lo, len(allowed)), max_length=min(dim.max or len(allowed), len(allowed)),
+                         description=dim.question)
             fields[dim.id] = (list[lit], spec)
         else:
             fields[dim.id] = (lit, Field(description=dim.question))

@@ -33,6 +33,8 @@ CONFIGS = {
     "fewshot4": {"fewshot": 4},
     "fewshot4-full": {"fewshot": 4, "detail": "full"},
     "fewshot4-votes3": {"fewshot": 4, "votes": 3},
+    "cand8": {"fewshot": 0, "candidates": 8},
+    "cand8-fewshot2": {"fewshot": 2, "candidates": 8},
 }
 
 

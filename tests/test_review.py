@@ -207,3 +207,9 @@ def test_agreement_helpers_by_hand():
     assert krippendorff_alpha([["a"]]) is None and krippendorff_alpha([["a", "a"]]) == 1.0
     lo, hi = wilson(8, 10)
     assert lo == pytest.approx(0.4902, abs=1e-3) and hi == pytest.approx(0.9433, abs=1e-3)
+
+
+def test_committed_guidelines_match_the_shipped_taxonomy():
+    for kind in ("eval", "corpus"):
+        committed = (resource_path("review") / f"guidelines-{kind}.md").read_text()
+        assert committed == guidelines(TAX, kind), f"regenerate review/guidelines-{kind}.md"
