@@ -1,6 +1,7 @@
 """Review round trip against a real argilla-server (started by scripts/argilla-up)."""
 
 import uuid
+from pathlib import Path
 
 import httpx
 import pandas as pd
@@ -213,3 +214,40 @@ def test_committed_guidelines_match_the_shipped_taxonomy():
     for kind in ("eval", "corpus"):
         committed = (resource_path("review") / f"guidelines-{kind}.md").read_text()
         assert committed == guidelines(TAX, kind), f"regenerate review/guidelines-{kind}.md"
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def test_annotator_sees_pushed_record_with_suggestions_in_the_ui(env, tmp_path):
+    """End to end in headless Debian Chromium: log in as an annotator, open the dataset."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
+    api = Api(env)
+    name = f"ui-{uuid.uuid4().hex[:6]}"
+    push(labels_file(tmp_path / "labels.parquet", confidence={"e": 0.2}), name, guidelines_dir=tmp_path)
+    ds = api.dataset(name)
+    user, _ = api.annotator(ds["workspace_id"])
+    artifacts = Path(__file__).resolve().parent.parent / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{api.url}/sign-in", wait_until="networkidle")
+            page.fill("input[name=Username]", user)
+            page.fill("input[name=Password]", "a-good-password")
+            page.click("button:has-text('Sign in')")
+            page.wait_for_load_state("networkidle")
+            page.goto(f"{api.url}/dataset/{ds['id']}/annotation-mode", wait_until="networkidle")
+            page.get_by_text("how many apples?").first.wait_for(timeout=30000)
+            page.screenshot(path=str(artifacts / "argilla-annotator-view.png"))
+            body = page.inner_text("body")
+        finally:
+            browser.close()
+    assert any(f"Question {rid}: how many apples?" in body for rid in SUGGESTED)
+    assert "Suggestion" in body and "openai:gpt-test/p1" in body
+    assert "none — self-contained symbolic or formal material" in body

@@ -32,7 +32,7 @@ def guidelines(taxonomy: Taxonomy, kind: str, full: bool = True) -> str:
         "",
         "Each record shows the text and the LLM's suggested labels. For every question, keep the "
         "suggestion if it is right or pick the right label(s); then **Submit**. **Discard** items "
-        "that cannot be labeled (broken, empty, not a " + spec.unit + "). Records are ordered by "
+        "that cannot be labeled (broken, empty, not a real " + spec.unit + "). Records are ordered by "
         "review priority: low model confidence and vote disagreement first; some confident records "
         "are in a random audit sample (metadata `audit`) so the accuracy of unreviewed labels can "
         "be estimated — review those as carefully as the rest.",
