@@ -81,7 +81,18 @@ def estimate_tokens(text: str) -> int:
     return int(len(text) / CHARS_PER_TOKEN) + 1
 
 
-class Summary(BaseModel):
+class Counters(BaseModel):
+    """Request accounting shared by every call of one run (updated by :mod:`annotator.llm`)."""
+
+    requests: int = 0
+    retries: int = 0
+    reasks: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+
+
+class Summary(Counters):
     """What a run did; printed and saved as ``<output>.summary.json``."""
 
     items: int = 0
@@ -90,12 +101,6 @@ class Summary(BaseModel):
     cached: int = 0
     rejected: int = 0
     duplicates: int = 0
-    requests: int = 0
-    retries: int = 0
-    reasks: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_prompt_tokens: int = 0
     estimated_cost_usd: float | None = None
     wall_seconds: float = 0.0
     items_per_second: float = 0.0

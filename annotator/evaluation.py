@@ -59,11 +59,14 @@ class Report(BaseModel):
             lines.append(f"| {d.dimension:<18} | {d.n:>3} | {d.accuracy:>5.2f} | {d.majority_baseline:>5.2f} | "
                          f"{d.accuracy - d.majority_baseline:>+7.2f} | {d.macro_f1:>7.2f} | {d.kappa:>6.2f} | "
                          f"{ex:>5} | {ja:>5} |")
-        for d in self.dimensions:
-            if d.confusions:
-                shown = ", ".join(f"{r}->{p} x{c}" for r, p, c in d.confusions)
-                lines.append(f"  {d.dimension} confusions (reference->predicted): {shown}")
+        lines += confusion_lines(self.dimensions, "confusions (reference->predicted)")
         return "\n".join(lines)
+
+
+def confusion_lines(dimensions: list[Any], heading: str) -> list[str]:
+    """``  <dimension> <heading>: a->b xN, ...`` for every dimension with confusions."""
+    return [f"  {d.dimension} {heading}: " + ", ".join(f"{a}->{b} x{c}" for a, b, c in d.confusions)
+            for d in dimensions if d.confusions]
 
 
 def accuracy(ref: list[str], pred: list[str]) -> float:

@@ -37,6 +37,7 @@ from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from annotator.accounting import Counters
 from annotator.errors import AuthError, ResponseError, TransportError
 
 logging.getLogger("instructor").addHandler(logging.NullHandler())
@@ -46,18 +47,6 @@ _MODES = {"json_schema": instructor.Mode.JSON_SCHEMA, "tools": instructor.Mode.T
           "json": instructor.Mode.JSON, "md_json": instructor.Mode.MD_JSON}
 _TRANSIENT = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
               openai.APIConnectionError)
-
-
-@dataclass
-class Counters:
-    """Request accounting shared by every call of one run."""
-
-    requests: int = 0
-    retries: int = 0
-    reasks: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_prompt_tokens: int = 0
 
 
 @dataclass

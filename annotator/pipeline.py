@@ -19,6 +19,7 @@ import pandas as pd
 from annotator.accounting import (
     ANSWER_TOKENS_PER_DIMENSION,
     RATIONALE_TOKENS,
+    Counters,
     Summary,
     estimate_tokens,
     load_prices,
@@ -29,7 +30,7 @@ from annotator.cache import AnswerCache, default_cache_dir
 from annotator.config import Settings, api_key, effective, load_settings
 from annotator.errors import BadRecordsError, ConfigError, InputError
 from annotator.fewshot import candidate_picker, default_pool_path, example_picker, load_pool, pool_fingerprint
-from annotator.llm import Counters, EndpointConfig, LLMClient
+from annotator.llm import EndpointConfig, LLMClient
 from annotator.prompts import Example, PromptSet
 from annotator.records import Annotation, Item, Reject
 from annotator.sources import SourceSpec, items_from_records, read_items
@@ -168,10 +169,8 @@ def run(
         reasons[a.error or "unknown"] = reasons.get(a.error or "unknown", 0) + 1
     wall = time.perf_counter() - started
     summary = summary.model_copy(update={
-        "ok": len(annotations) - len(failed), "failed": len(failed), "cached": tagger.cached_items,
-        "requests": counters.requests, "retries": counters.retries, "reasks": counters.reasks,
-        "prompt_tokens": counters.prompt_tokens, "completion_tokens": counters.completion_tokens,
-        "cached_prompt_tokens": counters.cached_prompt_tokens,
+        **counters.model_dump(), "ok": len(annotations) - len(failed), "failed": len(failed),
+        "cached": tagger.cached_items,
         "estimated_cost_usd": 0.0 if settings.local else (
             price.cost(counters.prompt_tokens, counters.completion_tokens, counters.cached_prompt_tokens)
             if price else None),

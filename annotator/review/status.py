@@ -17,7 +17,7 @@ from typing import Any
 import argilla as rg
 from pydantic import BaseModel
 
-from annotator.evaluation import cohen_kappa
+from annotator.evaluation import cohen_kappa, confusion_lines
 from annotator.review.connect import connect, guarded
 from annotator.review.pull import open_dataset, record_row
 from annotator.taxonomy import load_taxonomy
@@ -100,10 +100,7 @@ class StatusReport(BaseModel):
                 f"{d.audit_accuracy:.2f} ({d.audit_ci95[0]:.2f}-{d.audit_ci95[1]:.2f})")
             lines.append(f"| {d.dimension:<18} | {d.n:>3} | {acc:>7} | {kap:>6} | {alp:>6} | {d.audit_n:>7} | "
                          f"{aud:>22} |")
-        for d in self.dimensions:
-            if d.confusions:
-                shown = ", ".join(f"{a}->{b} x{c}" for a, b, c in d.confusions)
-                lines.append(f"  {d.dimension} (LLM->human): {shown}")
+        lines += confusion_lines(self.dimensions, "(LLM->human)")
         return "\n".join(lines)
 
 
