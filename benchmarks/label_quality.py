@@ -25,8 +25,8 @@ from annotator import label  # noqa: E402
 from annotator.evaluation import evaluate  # noqa: E402
 from annotator.fewshot import Retriever, default_pool_path, load_pool  # noqa: E402
 from annotator.records import Item  # noqa: E402
-from annotator.tagging import combine_votes  # noqa: E402
 from annotator.taxonomy import load_taxonomy  # noqa: E402
+from annotator.votes import combine_votes  # noqa: E402
 
 CONFIGS = {
     "zero": {"fewshot": 0},

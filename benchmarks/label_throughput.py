@@ -26,7 +26,8 @@ from fakellm import start_fake  # noqa: E402
 from annotator.config import load_settings  # noqa: E402
 from annotator.pipeline import collect, run  # noqa: E402
 from annotator.records import Item  # noqa: E402
-from annotator.taxonomy import build_response_model, load_taxonomy  # noqa: E402
+from annotator.response_models import build_response_model
+from annotator.taxonomy import load_taxonomy  # noqa: E402
 
 GSM8K = ROOT.parent / "shared" / "data" / "bench" / "gsm8k" / "test.jsonl"
 FALLBACK = ROOT / "tests" / "fixtures" / "gsm8k-10.jsonl"

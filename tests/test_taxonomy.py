@@ -11,7 +11,8 @@ from pydantic import ValidationError
 from annotator.cli import main
 from annotator.errors import TaxonomyError
 from annotator.resources import resource_path
-from annotator.taxonomy import build_batch_model, build_response_model, load_taxonomy
+from annotator.response_models import build_batch_model, build_response_model
+from annotator.taxonomy import load_taxonomy
 
 SHIPPED = resource_path("schemas") / "taxonomy-v1.yaml"
 
