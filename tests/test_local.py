@@ -19,7 +19,7 @@ from annotator.cli import main
 from annotator.taxonomy import load_taxonomy
 
 pytest.importorskip("llama_cpp", reason="the embedded model needs the `local` extra")
-pytestmark = pytest.mark.local_llm
+pytestmark = [pytest.mark.local_llm, pytest.mark.timeout(900)]
 
 
 def llama_servers() -> dict[int, int]:

@@ -20,6 +20,9 @@ from annotator.review.status import krippendorff_alpha, wilson
 from annotator.store import to_table, write_table
 from annotator.taxonomy import load_taxonomy
 
+# the first test also starts the server (and, on a fresh machine, installs argilla-server)
+pytestmark = pytest.mark.timeout(1500)
+
 TAX = load_taxonomy()
 DIMS = TAX.dimensions("eval")
 BASE = {"task_type": "math_word_problem", "solving_operation": ["arithmetic"], "output_constraint": "number"}
