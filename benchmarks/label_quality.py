@@ -6,7 +6,7 @@ is leave-one-out: an item never sees its own (or an identical) text in its examp
 retrieval-only row (majority label of the 4 nearest pool items, no LLM) shows what retrieval
 alone gives, so the LLM's own contribution is visible.
 
-    python benchmarks/label_quality.py [--configs zero,fewshot4,knn] [--limit N]
+    python benchmarks/label_quality.py [--configs default,knn] [--limit N]
 """
 
 from __future__ import annotations
@@ -29,12 +29,15 @@ from annotator.taxonomy import load_taxonomy  # noqa: E402
 from annotator.votes import combine_votes  # noqa: E402
 
 CONFIGS = {
-    "zero": {"fewshot": 0},
-    "fewshot4": {"fewshot": 4},
-    "fewshot4-full": {"fewshot": 4, "detail": "full"},
-    "fewshot4-votes3": {"fewshot": 4, "votes": 3},
+    "default": {},  # the embedded model's defaults (annotator.config.LOCAL_DEFAULTS)
+    "zero": {"fewshot": 0, "candidates": 0},
+    "fewshot4": {"fewshot": 4, "candidates": 0},
+    "fewshot4-full": {"fewshot": 4, "candidates": 0, "detail": "full"},
+    "fewshot4-votes3": {"fewshot": 4, "candidates": 0, "votes": 3},
     "cand8": {"fewshot": 0, "candidates": 8},
     "cand8-fewshot2": {"fewshot": 2, "candidates": 8},
+    "cand8-fewshot4": {"fewshot": 4, "candidates": 8},
+    "cand5-fewshot2": {"fewshot": 2, "candidates": 5},
 }
 
 
@@ -51,7 +54,7 @@ def knn_only(records: list[dict], dims, k: int = 4) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", default="zero,fewshot4,knn")
+    parser.add_argument("--configs", default="default,knn", help=f"comma-separated: {', '.join(CONFIGS)}, knn")
     parser.add_argument("--limit", type=int, default=0, help="first N items only (0 = all 70)")
     args = parser.parse_args()
     if not DEV.exists():

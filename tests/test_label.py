@@ -283,3 +283,16 @@ def test_progress_bar_only_when_asked_or_on_a_tty(llm, tmp_path):
     assert "labeling" not in quiet.output  # not a TTY: quiet
     shown = label(llm, "-o", "b.parquet", "--progress", "--no-cache")
     assert "labeling" in shown.output and "10/10" in shown.output and "item/s" in shown.output
+
+
+def test_user_taxonomy_with_other_dimensions_labels_end_to_end(llm, tmp_path):
+    from test_taxonomy import CUSTOM
+
+    (tmp_path / "tiny.yaml").write_text(CUSTOM)
+    res = label(llm, "-o", "out.parquet", extra=["--taxonomy", "tiny.yaml"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_parquet("out.parquet")
+    assert {"difficulty", "difficulty_confidence", "skills"} <= set(df.columns)
+    assert "background" not in df.columns
+    assert set(df.difficulty) <= {"easy", "hard"} and all(set(s) <= {"math", "reading"} for s in df.skills)
+    assert df.taxonomy_version.iloc[0].startswith("tiny@")
