@@ -15,6 +15,7 @@ this module as :mod:`annotator.errors` types.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from dataclasses import dataclass, field
@@ -25,10 +26,13 @@ import instructor
 
 try:  # the transport library of the installed openai SDK (httpx2 since openai 3)
     from httpx2 import Limits as _Limits
+    from httpx2 import Response as _RawResponse
 except ImportError:  # pragma: no cover
     from httpx import Limits as _Limits
+    from httpx import Response as _RawResponse
 import openai
 from instructor.core import InstructorRetryException
+from instructor.core.exceptions import ResponseParsingError
 from instructor.core.retry import retry_async_v2
 from instructor.v2.core.providers import Provider
 from instructor.v2.core.registry import mode_registry
@@ -45,6 +49,7 @@ logging.getLogger("instructor").propagate = False
 
 _MODES = {"json_schema": instructor.Mode.JSON_SCHEMA, "tools": instructor.Mode.TOOLS,
           "json": instructor.Mode.JSON, "md_json": instructor.Mode.MD_JSON}
+_PARSE_ERRORS = (ValidationError, json.JSONDecodeError, ResponseParsingError)  # what instructor re-asks on
 _TRANSIENT = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
               openai.APIConnectionError)
 
@@ -169,9 +174,13 @@ class LLMClient:
         # which costs more CPU than the rest of the call; auth, errors and parsing are the SDK's.
         extra = kwargs.pop("extra_body", None)
         body = {**kwargs, **extra} if extra else kwargs
-        response = await self._openai.post(
-            "/chat/completions", body=body, cast_to=ChatCompletion, options=self._request_options
+        raw = await self._openai.post(
+            "/chat/completions", body=body, cast_to=_RawResponse, options=self._request_options
         )
+        try:  # pydantic-core validation is ~10x cheaper than the SDK's generic construct
+            response = ChatCompletion.model_validate_json(raw.content)
+        except ValidationError:  # lenient servers (missing or odd fields): the SDK's way
+            response = ChatCompletion.construct(**json.loads(raw.content))
         usage = getattr(response, "usage", None)
         if usage is not None:
             self.counters.prompt_tokens += usage.prompt_tokens or 0
@@ -233,16 +242,27 @@ class LLMClient:
         if self.config.extra_body:
             params["extra_body"] = self.config.extra_body
         try:
-            # instructor's own request preparation, parsing and re-ask loop, entered directly:
-            # its patched ``create`` wrapper re-walks the response model four times per call
-            # (async-validator checks), which costs more CPU than the HTTP call itself.
+            # instructor's own request preparation, parser and re-ask loop, entered directly: its
+            # patched ``create`` wrapper re-walks the response model four times per call
+            # (async-validator checks), which costs more CPU than the HTTP call itself. The first
+            # answer is parsed by instructor's parser; only an invalid one enters instructor's
+            # re-ask loop (with the re-ask message instructor builds).
             model, kwargs = self._handlers.request_handler(
                 response_model=self._instructor_model(response_model),
                 kwargs={"messages": list(messages), **params},
             )
+            response = await self._raw_create(**kwargs)
+            try:
+                return self._handlers.response_parser(
+                    response=response, response_model=model, validation_context=None, strict=True,
+                    stream=False, is_async=True)
+            except _PARSE_ERRORS as first:
+                if self.config.reasks < 1:
+                    raise
+                kwargs = self._handlers.reask_handler(kwargs=kwargs, response=response, exception=first)
             return await retry_async_v2(
                 func=self._raw_create, response_model=model, provider=Provider.OPENAI,
-                mode=self._mode, context=None, max_retries=self.config.reasks, args=(),
+                mode=self._mode, context=None, max_retries=self.config.reasks - 1, args=(),
                 kwargs=kwargs, strict=True,
             )
         except InstructorRetryException as exc:

@@ -30,6 +30,15 @@ from annotator.response_models import build_batch_model, build_response_model
 from annotator.taxonomy import Taxonomy
 from annotator.votes import combine_votes
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (less CPU per request), else the default asyncio loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
+        return None
+    return uvloop.new_event_loop
+
+
 BUDGET_REASON = "not labeled: --max-cost budget reached (a rerun continues)"
 
 
@@ -153,7 +162,8 @@ class Tagger:
     def run(self, items: Iterable[Item]) -> Iterator[Annotation]:
         """Stage: yield one annotation per item, in input order."""
         item_list = list(items)
-        state = asyncio.run(self._label_all(item_list))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            state = runner.run(self._label_all(item_list))
         for item in item_list:
             yield self._annotation(item, state)
 

@@ -31,6 +31,7 @@ from annotator.votes import combine_votes  # noqa: E402
 CONFIGS = {
     "default": {},  # the embedded model's defaults (annotator.config.LOCAL_DEFAULTS)
     "zero": {"fewshot": 0, "candidates": 0},
+    "fewshot2": {"fewshot": 2, "candidates": 0},
     "fewshot4": {"fewshot": 4, "candidates": 0},
     "fewshot4-full": {"fewshot": 4, "candidates": 0, "detail": "full"},
     "fewshot4-votes3": {"fewshot": 4, "candidates": 0, "votes": 3},

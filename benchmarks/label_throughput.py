@@ -68,6 +68,12 @@ def pipeline(url: str, items: list[Item], cache_dir: str, **settings) -> tuple[f
     return elapsed, used, summary.requests
 
 
+def server_cpu(pid: int) -> float:
+    """User + system CPU seconds of the server process so far (Linux /proc)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency-ms", type=float, default=200.0)
@@ -79,32 +85,36 @@ def main() -> None:
     rows = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
+            pid = server.proc.pid
+            before = server_cpu(pid)
             wall, cpu = naive_loop(server.url, make_items(args.naive_items, "naive"))
-            rows.append(("naive sequential instructor loop", args.naive_items, wall, cpu, 1 / latency, 0))
+            rows.append(("naive sequential instructor loop", args.naive_items, wall, cpu, 1 / latency, 0,
+                         server_cpu(pid) - before))
             for label, conc, ipr, n in [("pipeline c64, 1 item/request", 64, 1, args.items),
                                         ("pipeline c256, 1 item/request", 256, 1, args.items * 2),
                                         ("pipeline c64, 8 items/request", 64, 8, args.items * 2)]:
                 items = make_items(n, f"c{conc}i{ipr}")
+                before = server_cpu(pid)
                 wall, cpu, requests = pipeline(server.url, items, os.path.join(tmp, "cache"),
                                                concurrency=conc, items_per_request=ipr)
-                rows.append((label, n, wall, cpu, conc * ipr / latency, requests))
+                rows.append((label, n, wall, cpu, conc * ipr / latency, requests, server_cpu(pid) - before))
             items = make_items(args.items * 2, "c256i1")  # the c256 job again: every answer cached
             before = len(server.log())
             wall, cpu, requests = pipeline(server.url, items, os.path.join(tmp, "cache"), concurrency=256)
             assert requests == 0 and len(server.log()) == before
-            rows.append(("cached rerun (c256 job again)", len(items), wall, cpu, float("nan"), 0))
+            rows.append(("cached rerun (c256 job again)", len(items), wall, cpu, float("nan"), 0, 0.0))
     finally:
         server.stop()
     print(f"label throughput, loopback server at {args.latency_ms:.0f} ms latency, {os.cpu_count()} cores")
     print(f"| {'client':<34} | {'items':>6} | {'requests':>8} | {'items/s':>8} | {'CPU ms/item':>11} "
-          f"| {'of bound':>8} |")
-    print(f"|{'-' * 36}|{'-' * 8}|{'-' * 10}|{'-' * 10}|{'-' * 13}|{'-' * 10}|")
-    for label, n, wall, cpu, bound, requests in rows:
+          f"| {'server ms/item':>14} | {'of bound':>8} |")
+    print(f"|{'-' * 36}|{'-' * 8}|{'-' * 10}|{'-' * 10}|{'-' * 13}|{'-' * 16}|{'-' * 10}|")
+    for label, n, wall, cpu, bound, requests, srv in rows:
         rate = n / wall
         of_bound = "-" if bound != bound else f"{rate / bound:.2f}"
         shown_requests = n if label.startswith("naive") else requests
         print(f"| {label:<34} | {n:>6} | {shown_requests:>8} | {rate:>8.1f} | {1000 * cpu / n:>11.2f} "
-              f"| {of_bound:>8} |")
+              f"| {1000 * srv / n:>14.2f} | {of_bound:>8} |")
 
 
 if __name__ == "__main__":
