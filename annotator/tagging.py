@@ -30,8 +30,9 @@ from annotator.response_models import build_batch_model, build_response_model
 from annotator.taxonomy import Taxonomy
 from annotator.votes import combine_votes
 
+
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop when installed (less CPU per request), else the default asyncio loop."""
+    """Uvloop when installed (less CPU per request), else the default asyncio loop."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
