@@ -150,8 +150,9 @@ def example_picker(pool: list[PoolEntry], k: int, chars: int = 400) -> Callable[
 def candidate_picker(pool: list[PoolEntry], k: int, dims: list[Dimension]) -> Callable[[Item], dict[str, list[str]]]:
     """A function giving each item, per dimension, the labels of its ``k`` nearest neighbours.
 
-    Labels are ordered by how many neighbours carry them (then by first appearance), so the
-    most likely label comes first in the constrained answer schema.
+    Labels are ordered by similarity-weighted votes (the neighbour at rank r counts 1/(r+1)), so
+    the nearest neighbour's label comes first unless several others outvote it; the order is the
+    order of the constrained answer schema, and small models favour its first entries.
     """
     retriever = Retriever(pool)
 
@@ -159,11 +160,12 @@ def candidate_picker(pool: list[PoolEntry], k: int, dims: list[Dimension]) -> Ca
         near = retriever.nearest(item, k)
         out: dict[str, list[str]] = {}
         for dim in dims:
-            counts: Counter = Counter()
-            for entry in near:
+            weights: Counter = Counter()
+            for rank, entry in enumerate(near):
                 value = entry.labels[dim.id]
-                counts.update(value if dim.multi else [value])
-            out[dim.id] = [lab for lab, _ in counts.most_common()]
+                for lab in value if dim.multi else [value]:
+                    weights[lab] += 1.0 / (rank + 1)
+            out[dim.id] = [lab for lab, _ in weights.most_common()]
         return out
 
     return pick
