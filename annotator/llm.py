@@ -15,6 +15,7 @@ this module as :mod:`annotator.errors` types.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import random
@@ -39,7 +40,7 @@ from instructor.v2.core.registry import mode_registry
 from instructor.v2.validation.async_validators import reject_async_validators
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ValidationError
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from annotator.accounting import Counters
 from annotator.errors import AuthError, ResponseError, TransportError
@@ -139,13 +140,6 @@ class LLMClient:
         self._request_options: Any = {"security": {"bearer_auth": True}}
         self._mode = _MODES[config.mode]
         self._handlers = mode_registry.get_handlers(Provider.OPENAI, self._mode)
-        self._retrying_kwargs = {
-            "stop": stop_after_attempt(config.transport_retries + 1),
-            "retry": retry_if_exception(lambda e: isinstance(e, _TRANSIENT)),
-            "wait": self._wait,
-            "reraise": True,
-            "before_sleep": self._count_retry,
-        }
 
     async def __aenter__(self) -> LLMClient:
         return self
@@ -157,23 +151,24 @@ class LLMClient:
         """Close the HTTP session."""
         await self._openai.close()
 
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
+    def _backoff(self, exc: BaseException | None, retry: int) -> float:
+        """``Retry-After`` when the server gave one, else exponential backoff with jitter."""
         hinted = _retry_after(exc) if exc is not None else None
         if hinted is not None:
             return hinted + random.uniform(0, 0.1)
-        ceiling = min(self.config.backoff_max, self.config.backoff_base * 2 ** (state.attempt_number - 1))
+        ceiling = min(self.config.backoff_max, self.config.backoff_base * 2 ** (retry - 1))
         return random.uniform(ceiling / 2, ceiling)
+
+    def _wait(self, state: RetryCallState) -> float:  # tenacity's attempt 1 is our retry 2
+        return self._backoff(state.outcome.exception() if state.outcome else None, state.attempt_number + 1)
 
     def _count_retry(self, state: RetryCallState) -> None:
         self.counters.retries += 1
 
-    async def _send(self, kwargs: dict[str, Any]) -> Any:
+    async def _send(self, body: dict[str, Any]) -> Any:
         self.counters.requests += 1
         # client.post skips the SDK's recursive transform of the (static, large) schema params,
         # which costs more CPU than the rest of the call; auth, errors and parsing are the SDK's.
-        extra = kwargs.pop("extra_body", None)
-        body = {**kwargs, **extra} if extra else kwargs
         raw = await self._openai.post(
             "/chat/completions", body=body, cast_to=_RawResponse, options=self._request_options
         )
@@ -193,22 +188,22 @@ class LLMClient:
         """One logical request: the HTTP call with transport retries (tenacity)."""
         if kwargs.get("messages") and len(kwargs["messages"]) > 2:
             self.counters.reasks += 1  # instructor appended the failed answer and the error
+        extra = kwargs.get("extra_body")
+        body = {**{k: v for k, v in kwargs.items() if k != "extra_body"}, **extra} if extra else kwargs
         try:  # fast path: no retry machinery unless something fails
-            return await self._send(kwargs)
+            return await self._send(body)
         except _TRANSIENT as first:
+            if self.config.transport_retries < 1:
+                raise
             self.counters.retries += 1
-            await _sleep(self._wait_first(first))
-        async for attempt in AsyncRetrying(**{**self._retrying_kwargs,
-                                              "stop": stop_after_attempt(self.config.transport_retries)}):
+            await asyncio.sleep(self._backoff(first, 1))
+        retrying = AsyncRetrying(stop=stop_after_attempt(self.config.transport_retries),
+                                 retry=retry_if_exception_type(_TRANSIENT), wait=self._wait,
+                                 before_sleep=self._count_retry, reraise=True)
+        async for attempt in retrying:
             with attempt:
-                return await self._send(kwargs)
+                return await self._send(body)
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _wait_first(self, exc: BaseException) -> float:
-        hinted = _retry_after(exc)
-        if hinted is not None:
-            return hinted + random.uniform(0, 0.1)
-        return random.uniform(self.config.backoff_base / 2, self.config.backoff_base)
 
     def _instructor_model(self, model: type[BaseModel]) -> type[BaseModel]:
         wrapped = self._wrapped.get(model)
@@ -301,12 +296,6 @@ def _validation_summary(exc: ValidationError) -> str:
 def _short(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-async def _sleep(seconds: float) -> None:
-    import asyncio
-
-    await asyncio.sleep(seconds)
 
 
 def parameter_fingerprint(config: EndpointConfig) -> dict[str, Any]:
