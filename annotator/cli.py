@@ -76,7 +76,7 @@ def main() -> None:
 @click.option("--detail", type=click.Choice(["full", "short"]), help="Label descriptions with examples, or short.")
 @click.option("--rationale/--no-rationale", default=None, help="Ask for a short rationale first [on].")
 @click.option("--confidence/--no-confidence", default=None, help="Ask for per-dimension confidences [on].")
-@click.option("--fewshot", type=int, help="Retrieved labeled examples per item [0; 2 for the embedded model].")
+@click.option("--fewshot", type=int, help="Retrieved labeled examples per item [0; 1 for the embedded model].")
 @click.option("--candidates", type=int,
               help="Restrict answers to the labels of the item's N nearest labeled neighbours [0; 8 embedded].")
 @click.option("--fewshot-pool", type=click.Path(), help="Labeled pool (JSONL/Parquet) [shipped dev labels].")

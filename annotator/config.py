@@ -114,13 +114,13 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 # What the embedded 135M model does best with (measured by benchmarks/label_quality.py; see
-# the README): two retrieved labeled examples plus answers restricted to the labels of the 8
+# the README): one retrieved labeled example plus answers restricted to the labels of the 8
 # nearest labeled neighbours (zero-shot it is below the majority baseline), no free-text
 # rationale or self-rated confidence (it rambles in them and they cost time), short label
 # descriptions, one request at a time (llama.cpp serves one anyway), texts clipped to 1,500
 # characters (prompt evaluation runs at ~150 tokens/s on 2 cores; the gist is enough).
 LOCAL_DEFAULTS: dict[str, Any] = {
-    "rationale": False, "confidence": False, "detail": "short", "fewshot": 2, "candidates": 8,
+    "rationale": False, "confidence": False, "detail": "short", "fewshot": 1, "candidates": 8,
     "concurrency": 1, "max_tokens": 160, "max_chars": 1500,
 }
 

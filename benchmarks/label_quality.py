@@ -39,6 +39,10 @@ CONFIGS = {
     "cand8-fewshot2": {"fewshot": 2, "candidates": 8},
     "cand8-fewshot4": {"fewshot": 4, "candidates": 8},
     "cand5-fewshot2": {"fewshot": 2, "candidates": 5},
+    "cand8-fewshot2-full": {"fewshot": 2, "candidates": 8, "detail": "full"},
+    "cand8-fewshot1": {"fewshot": 1, "candidates": 8},
+    "cand4-fewshot1": {"fewshot": 1, "candidates": 4},
+    "fewshot1": {"fewshot": 1, "candidates": 0},
 }
 
 
