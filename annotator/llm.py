@@ -114,7 +114,7 @@ def _retry_after(exc: BaseException) -> float | None:
 class LLMClient:
     """Async structured-output client for one endpoint.
 
-    Use as ``async with LLMClient(cfg) as client: await client.complete(...)``.
+    Call :meth:`close` (inside the event loop) when done; the tagging stage does.
     """
 
     def __init__(self, config: EndpointConfig, counters: Counters | None = None, concurrency: int = 16) -> None:
@@ -140,12 +140,6 @@ class LLMClient:
         self._request_options: Any = {"security": {"bearer_auth": True}}
         self._mode = _MODES[config.mode]
         self._handlers = mode_registry.get_handlers(Provider.OPENAI, self._mode)
-
-    async def __aenter__(self) -> LLMClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Close the HTTP session."""

@@ -8,9 +8,8 @@ The taxonomy version is ``<name>@<sha256 of the file content, 12 hex>``.
 from __future__ import annotations
 
 import hashlib
-from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -133,11 +132,6 @@ class Taxonomy(_Strict):
             if dim.id == dim_id:
                 return dim
         raise TaxonomyError(f"taxonomy {self.name!r} kind {kind!r} has no dimension {dim_id!r}")
-
-    @cached_property
-    def fingerprint(self) -> dict[str, Any]:
-        """Canonical summary used in cache keys (version + label sets)."""
-        return {"version": self.version}
 
 
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
