@@ -199,7 +199,7 @@ def review_push(labels: str, dataset: str, workspace: str | None, taxonomy: str 
                new_version=new_version, guidelines_dir=Path(guidelines_dir) if guidelines_dir else None)
     click.echo(f"{'created' if res.created else 'updated'} {res.workspace}/{res.dataset}: {res.pushed} records "
                f"({res.low_confidence} low-confidence first, {res.audit} audit; {res.skipped_failed} failed "
-               f"rows skipped); guidelines -> {res.guidelines}")
+               f"rows skipped); guidelines -> {res.guidelines}\nreview queue, highest priority first: {res.queue_url}")
 
 
 @review_group.command("pull")

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from annotator.errors import InputError
+from annotator.stats import accuracy, cohen_kappa, jaccard, macro_f1
 from annotator.store import read_table
 from annotator.taxonomy import Dimension
 
@@ -67,40 +68,6 @@ def confusion_lines(dimensions: list[Any], heading: str) -> list[str]:
     """``  <dimension> <heading>: a->b xN, ...`` for every dimension with confusions."""
     return [f"  {d.dimension} {heading}: " + ", ".join(f"{a}->{b} x{c}" for a, b, c in d.confusions)
             for d in dimensions if d.confusions]
-
-
-def accuracy(ref: list[str], pred: list[str]) -> float:
-    """Share of equal pairs."""
-    return sum(r == p for r, p in zip(ref, pred, strict=True)) / len(ref) if ref else 0.0
-
-
-def macro_f1(ref: list[str], pred: list[str]) -> float:
-    """Unweighted mean F1 over every label seen in the reference or the predictions."""
-    labels = sorted(set(ref) | set(pred))
-    scores = []
-    for lab in labels:
-        tp = sum(r == lab and p == lab for r, p in zip(ref, pred, strict=True))
-        fp = sum(r != lab and p == lab for r, p in zip(ref, pred, strict=True))
-        fn = sum(r == lab and p != lab for r, p in zip(ref, pred, strict=True))
-        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return sum(scores) / len(scores) if scores else 0.0
-
-
-def cohen_kappa(ref: list[str], pred: list[str]) -> float:
-    """(p_o - p_e) / (1 - p_e); 1.0 when both raters use one identical label throughout."""
-    n = len(ref)
-    if not n:
-        return 0.0
-    p_o = accuracy(ref, pred)
-    cr, cp = Counter(ref), Counter(pred)
-    p_e = sum(cr[lab] * cp[lab] for lab in cr) / (n * n)
-    return 1.0 if p_e == 1 else (p_o - p_e) / (1 - p_e)
-
-
-def jaccard(a: list[str], b: list[str]) -> float:
-    """|a & b| / |a | b| (1.0 for two empty sets)."""
-    sa, sb = set(a), set(b)
-    return len(sa & sb) / len(sa | sb) if sa | sb else 1.0
 
 
 def score_dimension(dim: Dimension, ref: list[Any], pred: list[Any], top: int = 5) -> DimensionScore:

@@ -12,8 +12,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from annotator.errors import GateError
-
-PASSING = ("confirmed", "corrected")
+from annotator.resolve import PASSING
 
 
 class GateRecord(BaseModel):

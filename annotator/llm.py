@@ -89,7 +89,8 @@ class EndpointConfig:
         """``provider:model``."""
         if self.provider:
             return f"{self.provider}:{self.model}"
-        host = urlparse(self.base_url).netloc if self.base_url else "api.openai.com"
+        parsed = urlparse(self.base_url or "https://api.openai.com/v1")
+        host = f"{parsed.hostname}:{parsed.port}" if parsed.port else str(parsed.hostname)  # never user:password@
         provider = "openai" if host == "api.openai.com" else host
         return f"{provider}:{self.model}"
 

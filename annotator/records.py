@@ -40,6 +40,8 @@ class Annotation(BaseModel):
     """The labels of one item, or the reason it has none.
 
     Attributes:
+        text: the item's text as labeled (rendered from ``--template``; before ``--max-chars``
+            clipping, which only shortens what the model is sent).
         labels: dimension id -> label id (single-label) or list of ids (multi-label).
         confidence: dimension id -> 0..1 (model-stated, or the vote share with ``--votes``).
         votes: dimension id -> {label: count}, only when more than one vote was taken.
@@ -49,6 +51,7 @@ class Annotation(BaseModel):
     id: str
     source: str
     kind: Kind
+    text: str = ""
     labels: dict[str, LabelValue] = Field(default_factory=dict)
     confidence: dict[str, float] = Field(default_factory=dict)
     votes: dict[str, dict[str, int]] | None = None

@@ -1,6 +1,7 @@
 """Output stage: annotations -> the labels table (Parquet, or JSONL when the path ends .jsonl).
 
-The table contract (one row per item id): ``id, source, kind``, one column per dimension
+The table contract (one row per item id): ``id, source, kind, text`` (the exact text that was
+labeled, so review push and few-shot pools never need to guess a field), one column per dimension
 (string, or list of strings for multi-label dimensions), ``<dimension>_confidence`` (0-1),
 ``votes`` (JSON vote distribution, only with ``--votes`` > 1), ``rationale``, ``labeler``,
 ``taxonomy_version``, ``prompt_version``, ``status`` (ok|failed), ``error``, then the input
@@ -28,7 +29,7 @@ META_COLUMNS = ("rationale", "labeler", "taxonomy_version", "prompt_version", "s
 def to_table(annotations: Iterable[Annotation], dims: list[Dimension], keep_fields: bool = True) -> pa.Table:
     """Build the labels table."""
     rows = list(annotations)
-    cols: dict[str, list[Any]] = {"id": [], "source": [], "kind": []}
+    cols: dict[str, list[Any]] = {"id": [], "source": [], "kind": [], "text": []}
     for dim in dims:
         cols[dim.id] = []
         cols[f"{dim.id}_confidence"] = []
@@ -41,6 +42,7 @@ def to_table(annotations: Iterable[Annotation], dims: list[Dimension], keep_fiel
         cols["id"].append(a.id)
         cols["source"].append(a.source)
         cols["kind"].append(a.kind)
+        cols["text"].append(a.text)
         for dim in dims:
             cols[dim.id].append(a.labels.get(dim.id))
             cols[f"{dim.id}_confidence"].append(a.confidence.get(dim.id))
@@ -62,6 +64,8 @@ def to_table(annotations: Iterable[Annotation], dims: list[Dimension], keep_fiel
         for a in rows:
             names.extend(k for k in a.fields if k not in names)
         for name in names:
+            if name == "text" and all(a.fields.get("text") in (None, a.text) for a in rows):
+                continue  # the input's own text field is the labeled text: stored once
             column = f"input_{name}" if name in arrays else name
             arrays[column] = _field_array([a.fields.get(name) for a in rows])
     return pa.table(arrays)

@@ -278,7 +278,7 @@ class Tagger:
     def _annotation(self, item: Item, state: _State) -> Annotation:
         votes = state.answers[item.id]
         base = {
-            "id": item.id, "source": item.source, "kind": self.options.kind,
+            "id": item.id, "source": item.source, "kind": self.options.kind, "text": item.text,
             "labeler": self.client.config.labeler, "taxonomy_version": self.taxonomy.version,
             "prompt_version": self.prompts.version, "fields": item.fields,
         }

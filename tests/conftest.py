@@ -45,7 +45,7 @@ def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
     return path
 
 
-def _read_env(path: Path) -> dict[str, str]:
+def read_env(path: Path) -> dict[str, str]:
     env = {}
     for line in path.read_text().splitlines():
         if line.startswith("export "):
@@ -54,16 +54,26 @@ def _read_env(path: Path) -> dict[str, str]:
     return env
 
 
+def argilla_up(state: Path) -> dict[str, str]:
+    """Run scripts/argilla-up on ``state``; the environment it writes (stops what it started on failure)."""
+    up = subprocess.run([str(ROOT / "scripts" / "argilla-up"), str(state)], capture_output=True, text=True,
+                        timeout=1200)
+    if up.returncode != 0:
+        argilla_down(state)
+        raise RuntimeError(f"argilla-up failed:\n{up.stdout}\n{up.stderr}")
+    return read_env(state / "env")
+
+
+def argilla_down(state: Path) -> None:
+    subprocess.run([str(ROOT / "scripts" / "argilla-down"), str(state)], timeout=120)
+
+
 @pytest.fixture(scope="session")
 def argilla_server(tmp_path_factory):
     """A real argilla-server started by the project's own scripts/argilla-up (stopped afterwards)."""
     state = tmp_path_factory.mktemp("argilla")
-    up = subprocess.run([str(ROOT / "scripts" / "argilla-up"), str(state)], capture_output=True, text=True,
-                        timeout=1200)
-    if up.returncode != 0:
-        subprocess.run([str(ROOT / "scripts" / "argilla-down"), str(state)], timeout=60)
-        raise RuntimeError(f"argilla-up failed:\n{up.stdout}\n{up.stderr}")
+    env = argilla_up(state)
     try:
-        yield _read_env(state / "env")
+        yield env
     finally:
-        subprocess.run([str(ROOT / "scripts" / "argilla-down"), str(state)], timeout=120)
+        argilla_down(state)

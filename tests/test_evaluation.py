@@ -7,7 +7,8 @@ from click.testing import CliRunner
 
 from annotator.cli import main
 from annotator.errors import InputError
-from annotator.evaluation import cohen_kappa, evaluate, jaccard, macro_f1
+from annotator.evaluation import evaluate
+from annotator.stats import cohen_kappa, jaccard, macro_f1
 from annotator.taxonomy import load_taxonomy
 
 A, B, C = "none", "everyday", "school_math"

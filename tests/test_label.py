@@ -30,12 +30,13 @@ def test_output_contract_and_summary(llm, tmp_path):
     assert res.exit_code == 0, res.output
     df = pd.read_parquet(tmp_path / "out.parquet")
     assert len(df) == 10
-    expected = ["id", "source", "kind"]
+    expected = ["id", "source", "kind", "text"]
     for d in EVAL_DIMS:
         expected += [d, f"{d}_confidence"]
     expected += ["rationale", "labeler", "taxonomy_version", "prompt_version", "status", "error"]
     assert list(df.columns[: len(expected)]) == expected
     assert {"question", "answer"} <= set(df.columns)  # input fields kept
+    assert list(df.text) == list(df.question)  # the exact text that was labeled
     tax = load_taxonomy()
     for d in EVAL_DIMS:
         ids = set(tax.dimension("eval", d).label_ids)

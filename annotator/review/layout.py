@@ -1,10 +1,15 @@
 """Dataset layout and reviewer guidelines, both generated from the taxonomy.
 
-Fields: the sample (``text``, markdown) and the LLM's ``rationale``. Questions: one
-``LabelQuestion`` per single-label dimension and a ``MultiLabelQuestion`` per multi-label one,
-named by the dimension id, labels titled by their descriptions; an optional ``comment``.
-Metadata: source, subset, per-dimension confidence, vote agreement, review priority, audit flag
-and the taxonomy version. The guidelines carry a machine-readable marker of the taxonomy
+Fields: ``queue`` (why the record is in the queue: priority, weakest dimension and its
+confidence, audit flag — shown first, where the reviewer reads), the sample (``text``,
+markdown) and the LLM's ``rationale``. Questions: one ``LabelQuestion`` per single-label
+dimension and a ``MultiLabelQuestion`` per multi-label one, named by the dimension id and titled
+as in the guidelines; labels are titled by their short ids, with every description in the
+question's info tooltip and in the guidelines panel. Each ordered dimension also gets an
+optional ``<dimension>_primary`` question ("which comes first"), preselected from the
+suggestion, since the UI stores multi-label answers in label order. Then an optional
+``comment``. Metadata: source, subset, per-dimension confidence, vote agreement, review
+priority, audit flag and the taxonomy version. The guidelines carry a machine-readable marker of the taxonomy
 version, so a dataset built for another version is recognised and refused.
 """
 
@@ -15,13 +20,42 @@ from pathlib import Path
 
 import argilla as rg
 
-from annotator.taxonomy import Taxonomy
+from annotator.resolve import primary_question
+from annotator.taxonomy import Dimension, Taxonomy
 
 MARKER = re.compile(r"<!-- slice-annotator taxonomy_version=(\S+) kind=(\S+) -->")
 COMMENT = "comment"
+QUEUE = "queue"
 
 
 MAX_DATASET_GUIDELINES = 9800  # Argilla 2.8 refuses guidelines over 10,000 characters
+MAX_QUESTION_DESCRIPTION = 1000  # and question descriptions over 1,000
+
+
+def cardinality(dim: Dimension) -> str:
+    """How many labels a dimension takes, in the words reviewers read (``1–3, most important first``)."""
+    if not dim.multi:
+        return "one label"
+    span = f"{dim.min if dim.min is not None else 1}–{dim.max}" if dim.max else f"at least {dim.min or 1}"
+    return f"{span}, most important first" if dim.cardinality == "ordered_list" else f"{span} labels"
+
+
+def question_title(dim: Dimension) -> str:
+    """The dimension as the guidelines name it: ``id: question (cardinality)``."""
+    return f"{dim.id}: {dim.question} ({cardinality(dim)})"
+
+
+def question_description(dim: Dimension) -> str:
+    """Every label with its description, for the question's info tooltip (cut to Argilla's limit)."""
+    lines, size = [], 0
+    for label in dim.labels:
+        line = f"{label.id}: {label.description}"
+        if size + len(line) + 1 > MAX_QUESTION_DESCRIPTION - 40:
+            lines.append("... (all labels in the guidelines)")
+            break
+        lines.append(line)
+        size += len(line) + 1
+    return "\n".join(lines)
 
 
 def guidelines(taxonomy: Taxonomy, kind: str, full: bool = True) -> str:
@@ -32,17 +66,22 @@ def guidelines(taxonomy: Taxonomy, kind: str, full: bool = True) -> str:
         "",
         "Each record shows the text and the LLM's suggested labels. For every question, keep the "
         "suggestion if it is right or pick the right label(s); then **Submit**. **Discard** items "
-        "that cannot be labeled (broken, empty, not a real " + spec.unit + "). Records are ordered by "
-        "review priority: low model confidence and vote disagreement first; some confident records "
-        "are in a random audit sample (metadata `audit`) so the accuracy of unreviewed labels can "
-        "be estimated — review those as carefully as the rest.",
+        "that cannot be labeled (broken, empty, not a real " + spec.unit + "): a discard next to "
+        "another reviewer's submit marks the record as disputed, so its labels are not used until "
+        "someone settles it. Open the queue with the link that `annotator review push` prints: it "
+        "sorts records by review priority, highest first (low model confidence and vote "
+        "disagreement). The first field, *Review queue*, shows each record's priority and its "
+        "least confident dimension. Some confident records are in a random audit sample (`audit: "
+        "yes`) so the accuracy of unreviewed labels can be estimated — review those as carefully as "
+        "the rest.",
         "",
     ]
     for dim in spec.dimensions:
-        card = ("exactly one label" if not dim.multi else
-                f"{dim.min if dim.min is not None else 1} to {dim.max} labels"
-                + (", most important first" if dim.cardinality == "ordered_list" else ""))
-        lines += [f"## {dim.id}: {dim.question} ({card})", ""]
+        lines += [f"## {question_title(dim)}", ""]
+        if primary_question(dim):
+            lines += [f"Tick every {dim.id} label that applies; the optional question *{primary_question(dim)}* "
+                      "says which comes first (it starts with the suggestion's first label). The order in "
+                      "which you tick labels is not kept.", ""]
         for label in dim.labels:
             lines.append(f"- **{label.id}** — {label.description}"
                          + (". Examples: " + "; ".join(label.examples) if full else "")
@@ -76,20 +115,29 @@ def settings(taxonomy: Taxonomy, kind: str, min_submitted: int = 1) -> rg.Settin
     dims = taxonomy.dimensions(kind)
     questions: list = []
     for dim in dims:
-        labels = {lb.id: f"{lb.id} — {lb.description}" for lb in dim.labels}
+        labels = {lb.id: lb.id for lb in dim.labels}
+        common = {"name": dim.id, "title": question_title(dim), "labels": labels, "visible_labels": len(labels),
+                  "description": question_description(dim)}
         if dim.multi:
-            questions.append(rg.MultiLabelQuestion(name=dim.id, title=dim.question, labels=labels,
-                                                   required=bool(dim.min), visible_labels=len(labels)))
+            questions.append(rg.MultiLabelQuestion(required=bool(dim.min), **common))
         else:
-            questions.append(rg.LabelQuestion(name=dim.id, title=dim.question, labels=labels,
-                                              visible_labels=len(labels)))
+            questions.append(rg.LabelQuestion(**common))
+    for dim in dims:
+        primary = primary_question(dim)
+        if primary:
+            questions.append(rg.LabelQuestion(
+                name=primary, title=f"{dim.id}: which comes first? (optional; starts as the suggestion's first)",
+                labels={lb.id: lb.id for lb in dim.labels}, visible_labels=len(dim.labels), required=False,
+                description=f"The most important {dim.id} label; it must be one of those ticked above."))
     questions.append(rg.TextQuestion(name=COMMENT, title="Comment (optional)", required=False))
     metadata = [rg.TermsMetadataProperty(name="source"), rg.TermsMetadataProperty(name="subset"),
                 rg.TermsMetadataProperty(name="audit"), rg.TermsMetadataProperty(name="taxonomy_version"),
+                rg.TermsMetadataProperty(name="labeler"), rg.TermsMetadataProperty(name="prompt_version"),
                 rg.FloatMetadataProperty(name="priority"), rg.FloatMetadataProperty(name="agreement")]
     metadata += [rg.FloatMetadataProperty(name=f"{d.id}_confidence") for d in dims]
     return rg.Settings(
-        fields=[rg.TextField(name="text", title="Text", use_markdown=True),
+        fields=[rg.TextField(name=QUEUE, title="Review queue", use_markdown=True),
+                rg.TextField(name="text", title="Text", use_markdown=True),
                 rg.TextField(name="rationale", title="LLM rationale", required=False, use_markdown=True)],
         questions=questions,
         metadata=metadata,

@@ -22,9 +22,10 @@ import argilla as rg
 from pydantic import BaseModel
 
 from annotator.errors import InputError, ReviewError
+from annotator.resolve import primary_question
 from annotator.resources import resource_path
 from annotator.review.connect import connect, guarded
-from annotator.review.layout import dataset_version, settings, write_guidelines
+from annotator.review.layout import QUEUE, dataset_version, settings, write_guidelines
 from annotator.sources import SourceSpec, items_from_records
 from annotator.store import read_table
 from annotator.taxonomy import Dimension, Taxonomy, load_taxonomy
@@ -43,6 +44,7 @@ class PushResult(BaseModel):
     low_confidence: int
     audit: int
     guidelines: str
+    queue_url: str
 
 
 def _float(value: Any) -> float | None:
@@ -88,6 +90,29 @@ def plan(row: dict[str, Any], dims: list[Dimension], audit_fraction: float) -> d
     if row.get("subset") not in (None, ""):
         meta["subset"] = str(row["subset"])
     return meta
+
+
+def model_name(labeler: str) -> str:
+    """The model of a ``provider:model`` labeler, without provider, host or port."""
+    _, sep, rest = labeler.partition(":")
+    if not sep:
+        return labeler
+    port, sep, model = rest.partition(":")
+    return model if sep and port.isdigit() else rest  # older tables wrote host:port:model
+
+
+def queue_text(meta: dict[str, Any], dims: list[Dimension]) -> str:
+    """The ``queue`` field: why this record sits where it does in the review queue."""
+    confs = {d.id: meta[f"{d.id}_confidence"] for d in dims if f"{d.id}_confidence" in meta}
+    if confs:
+        weakest = min(confs, key=lambda k: confs[k])
+        why = f"least confident: **{weakest}** {confs[weakest]:.2f}"
+    else:
+        why = "model confidence not stated"
+    if "agreement" in meta:
+        why += f" · vote agreement {meta['agreement']:.2f}"
+    audit = " · **audit sample**" if meta["audit"] == "yes" else ""
+    return f"**Priority {meta['priority']:.2f}** (above 1: review first) · {why}{audit}"
 
 
 def _dataset(client: rg.Argilla, name: str, workspace: str, taxonomy: Taxonomy, kind: str,
@@ -146,6 +171,11 @@ def push(
         raise InputError(f"{labels}: labeled with {sorted(versions)}, but the taxonomy is {taxonomy.version}; "
                          "pass --taxonomy with the file the labels were made with")
     dims = taxonomy.dimensions(kind)
+    if text_field is None and template is None:
+        if all(r.get("text") for r in ok):
+            text_field = "text"  # the labels table's own column: the exact text that was labeled
+        else:  # a table from before the text column: find the input field
+            ok = [{k: v for k, v in r.items() if k != "text"} for r in ok]
     spec = SourceSpec(text_field=text_field, template=template, id_field="id")
     texts = {}
     for rec in items_from_records(ok, spec, name=str(labels)):
@@ -163,7 +193,11 @@ def push(
         meta["taxonomy_version"] = taxonomy.version
         low += meta["priority"] > 1.0
         audit += meta["audit"] == "yes"
-        agent = f"{row.get('labeler', 'llm')}/{row.get('prompt_version', '')}".replace("@", "/").strip("/")
+        labeler = str(row.get("labeler") or "llm")
+        meta["labeler"] = labeler
+        if row.get("prompt_version"):
+            meta["prompt_version"] = str(row["prompt_version"])
+        agent = f"{model_name(labeler)}/{row.get('prompt_version') or ''}".replace("@", "/").strip("/")
         suggestions = []
         for d in dims:
             value = row.get(d.id)
@@ -174,14 +208,42 @@ def push(
             suggestions.append(rg.Suggestion(question_name=d.id, value=value, agent=agent,
                                              score=([score] * len(value) if d.multi else score)
                                              if score is not None else None))
-        records.append((meta["priority"], rg.Record(
-            id=str(row["id"]), fields={"text": texts[str(row["id"])], "rationale": row.get("rationale") or None},
-            metadata=meta, suggestions=suggestions)))
+            if primary_question(d) and value:
+                suggestions.append(rg.Suggestion(question_name=primary_question(d), value=value[0], agent=agent,
+                                                 score=score))
+        fields = {QUEUE: queue_text(meta, dims), "text": texts[str(row["id"])],
+                  "rationale": row.get("rationale") or None}
+        records.append((meta["priority"], rg.Record(id=str(row["id"]), fields=fields, metadata=meta,
+                                                    suggestions=suggestions)))
     records.sort(key=lambda pair: -pair[0])
+    ordered = [r for _, r in records]
+    if not created:  # a dataset made by an earlier layout: send only the fields and questions it has
+        ordered = _fit(ds, ordered)
     with contextlib.redirect_stderr(io.StringIO()):  # the SDK draws a progress bar per batch
-        guarded(url, lambda: ds.records.log([r for _, r in records]))
+        guarded(url, lambda: ds.records.log(ordered))
     directory = guidelines_dir or resource_path("review")
     written = write_guidelines(taxonomy, kind, directory)
     return PushResult(dataset=ds.name, workspace=ws, created=created, pushed=len(records),
                       skipped_failed=len(rows) - len(ok), low_confidence=low, audit=audit,
-                      guidelines=str(written))
+                      guidelines=str(written), queue_url=queue_url(url, str(ds.id)))
+
+
+def _fit(ds: rg.Dataset, records: list[rg.Record]) -> list[rg.Record]:
+    fields = {f.name for f in ds.settings.fields}
+    questions = {q.name for q in ds.settings.questions}
+    if {QUEUE, "text", "rationale"} <= fields and all(s.question_name in questions
+                                                      for r in records for s in r.suggestions):
+        return records
+    return [rg.Record(id=r.id, fields={k: v for k, v in r.fields.to_dict().items() if k in fields},
+                      metadata=r.metadata.to_dict(),
+                      suggestions=[s for s in r.suggestions if s.question_name in questions])
+            for r in records]
+
+
+def queue_url(api_url: str, dataset_id: str) -> str:
+    """The dataset's annotation view sorted by review priority, highest first.
+
+    Argilla 2.8 shows each annotator a per-user shuffled order by default (the search engine's
+    ``random_score`` seeded by the user id), which no push can change; this link sorts instead.
+    """
+    return f"{api_url.rstrip('/')}/dataset/{dataset_id}/annotation-mode?sort=metadata.priority.desc"

@@ -1,60 +1,30 @@
 """``annotator review status``: progress and agreement of a review dataset.
 
-Per reviewer: submitted / discarded / draft counts. Per dimension: LLM-vs-human accuracy and
-Cohen's kappa over resolved records (multi-label dimensions: primary label for kappa, exact
-list for accuracy), inter-annotator Krippendorff's alpha (nominal) over records with two or
-more submitted answers, and the top confusions. The audit sample (random among confident
+Per reviewer: submitted / discarded / draft counts, counted from the responses themselves (not
+from Argilla's per-user search filters, which the bundled noida-db engine does not implement).
+Per dimension: LLM-vs-human accuracy and Cohen's kappa over resolved records (multi-label
+dimensions: answers compared as sets ordered by the primary question, see
+:mod:`annotator.resolve`; primary label for kappa, the whole list for accuracy),
+inter-annotator Krippendorff's alpha (nominal) over records with two or more submitted answers,
+and the top confusions. The audit sample (random among confident
 records) estimates the accuracy of the labels nobody reviewed, with a 95% Wilson interval.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from typing import Any
 
 import argilla as rg
 from pydantic import BaseModel
 
-from annotator.evaluation import cohen_kappa, confusion_lines
-from annotator.review.connect import connect, guarded
-from annotator.review.pull import open_dataset, record_row
+from annotator.evaluation import confusion_lines
+from annotator.resolve import PASSING
+from annotator.review.connect import connect
+from annotator.review.pull import Reader, open_dataset
+from annotator.stats import cohen_kappa, krippendorff_alpha, wilson
 from annotator.taxonomy import load_taxonomy
-
-RESOLVED = ("confirmed", "corrected")
-
-
-def krippendorff_alpha(units: list[list[Any]]) -> float | None:
-    """Nominal Krippendorff's alpha over units with two or more values (None if there are none)."""
-    units = [u for u in units if len(u) >= 2]
-    if not units:
-        return None
-    coincidence: Counter = Counter()
-    for values in units:
-        m = len(values)
-        for i, a in enumerate(values):
-            for j, b in enumerate(values):
-                if i != j:
-                    coincidence[(a, b)] += 1 / (m - 1)
-    totals: Counter = Counter()
-    for (a, _), w in coincidence.items():
-        totals[a] += w
-    n = sum(totals.values())
-    observed = sum(w for (a, b), w in coincidence.items() if a != b)
-    expected = sum(totals[a] * totals[b] for a in totals for b in totals if a != b) / (n - 1)
-    return 1.0 if expected == 0 else 1.0 - observed / expected
-
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval for a proportion."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 class DimensionAgreement(BaseModel):
@@ -112,17 +82,15 @@ def review_status(dataset: str, *, workspace: str | None = None, taxonomy_path: 
                   client: rg.Argilla | None = None) -> StatusReport:
     """Compute progress and agreement of ``dataset`` from the server."""
     client = client or connect()
-    url = str(getattr(client, "api_url", ""))
     ds, version, kind = open_dataset(client, dataset, workspace)
     dims = load_taxonomy(taxonomy_path).dimensions(kind)
-    users = {str(u.id): u.username for u in guarded(url, lambda: list(client.users))}
-    records = guarded(url, lambda: list(ds.records(with_responses=True, with_suggestions=True)))
-    rows = [record_row(r, dims, users) for r in records]
+    reader = Reader(client, ds)
+    rows = [reader.row(r, dims, kind) for r in reader.records()]
     reviewers: dict[str, Counter] = {}
     for row in rows:
         for name, answer in json.loads(row["responses"]).items():
             reviewers.setdefault(name, Counter())[answer["status"]] += 1
-    resolved = [r for r in rows if r["review_status"] in RESOLVED]
+    resolved = [r for r in rows if r["review_status"] in PASSING]
     audit = [r for r in resolved if r.get("audit") == "yes"]
     out = []
     for d in dims:
@@ -132,7 +100,7 @@ def review_status(dataset: str, *, workspace: str | None = None, taxonomy_path: 
         kappa = cohen_kappa([h for _, h in prim], [m for m, _ in prim]) if prim else None
         units = []
         for r in rows:
-            answers = [a.get(d.id) for a in json.loads(r["responses"]).values() if a["status"] == "submitted"]
+            answers = [a.get(d.id) for a in json.loads(r["answers"]).values()]
             units.append([_key(a) for a in answers if a is not None])
         confusions = Counter((str(m), str(h)) for m, h in prim if m != h).most_common(5)
         hits = sum(_key(r[f"llm_{d.id}"]) == _key(r[d.id]) for r in audit)
