@@ -269,6 +269,7 @@ def test_statuses_follow_what_reviewers_did(env, tmp_path):
     ops = next(d for d in report.dimensions if d.dimension == "solving_operation")
     assert ops.n == 2 and ops.llm_accuracy == pytest.approx(0.5)  # a kept, b reordered
     assert report.reviewers[u2] == {"discarded": 1} and report.reviewers[u1] == {"submitted": 4}
+    assert set(report.attention) == {"c", "d"} and "disputed" in report.attention["d"][0]
 
 
 def test_incremental_pull_equals_a_full_pull_after_every_kind_of_change(env, tmp_path):

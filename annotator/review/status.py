@@ -52,6 +52,7 @@ class StatusReport(BaseModel):
     dimensions: list[DimensionAgreement]
     audit_all_correct: float | None
     audit_all_correct_ci95: tuple[float, float] | None
+    attention: dict[str, list[str]] = {}
 
     def text(self) -> str:
         """A plain report for the terminal."""
@@ -71,6 +72,10 @@ class StatusReport(BaseModel):
             lines.append(f"| {d.dimension:<18} | {d.n:>3} | {acc:>7} | {kap:>6} | {alp:>6} | {d.audit_n:>7} | "
                          f"{aud:>22} |")
         lines += confusion_lines(self.dimensions, "(LLM->human)")
+        if self.attention:
+            lines.append(f"needs attention ({len(self.attention)} conflict or invalid):")
+            for rid, flags in list(self.attention.items())[:20]:
+                lines.append(f"  {rid}: " + "; ".join(flags))
         return "\n".join(lines)
 
 
@@ -115,6 +120,7 @@ def review_status(dataset: str, *, workspace: str | None = None, taxonomy_path: 
     return StatusReport(
         dataset=ds.name, records=len(rows), review_status=dict(Counter(r["review_status"] for r in rows)),
         reviewers={k: dict(v) for k, v in reviewers.items()}, dimensions=out,
+        attention={str(r["id"]): r["flags"] for r in rows if r["review_status"] in ("conflict", "invalid")},
         audit_all_correct=all_ok / len(audit) if audit else None,
         audit_all_correct_ci95=wilson(all_ok, len(audit)) if audit else None,
     )
