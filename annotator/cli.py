@@ -8,29 +8,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 from typing import Any
 
 import click
 
-from annotator.errors import AnnotatorError
-
-
-def _errors_to_messages(func: Callable[..., Any]) -> Callable[..., Any]:
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except AnnotatorError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("interrupted: answers received so far are cached; rerun to continue", err=True)
-            sys.exit(130)
-
-    return wrapper
+from annotator.cli_common import errors_to_messages as _errors_to_messages
 
 
 def _template_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -232,70 +215,11 @@ def review_status_cmd(dataset: str, workspace: str | None, taxonomy: str | None,
     click.echo(report.model_dump_json(indent=2) if as_json else report.text())
 
 
-@main.group("slices")
-def slices_group() -> None:
-    """Slice diagnosis of eval results (reviewed labels + per-sample results)."""
 
+from annotator.cli_loop import map_cmd, slices_group  # noqa: E402  (commands of the closing-the-loop step)
 
-@slices_group.command("report")
-@click.option("--labels", required=True, type=click.Path(), help="Eval labels table (a `review pull` output).")
-@click.option("--results", required=True, multiple=True, type=click.Path(),
-              help="Per-sample results: lm-eval samples_*.jsonl, CSV/JSONL/Parquet, or a directory (repeatable).")
-@click.option("--baseline", multiple=True, type=click.Path(), help="Results of the checkpoint to compare with.")
-@click.option("-o", "--output", required=True, type=click.Path(), help="OUT: writes OUT.json, OUT.md, OUT.html.")
-@click.option("--allow-unreviewed", is_flag=True, help="Use labels nobody reviewed (recorded in every output).")
-@click.option("--id-field", help="Field of lm-eval's logged doc holding the id [content hash of the doc].")
-@click.option("--metric", help="Per-sample metric or column [acc, exact_match, ...; correct/score/n,c].")
-@click.option("--k", type=int, default=1, show_default=True, help="k of pass@k for id,n,c results.")
-@click.option("--lm-eval-filter", help="lm-eval filter to use when a task logs several [the first].")
-@click.option("--min-n", type=int, default=10, show_default=True, help="Hide slices with fewer items.")
-@click.option("--alpha", type=float, default=0.05, show_default=True, help="False discovery rate (BH).")
-@click.option("--max-dims", type=int, default=4, show_default=True, help="Largest slice combination.")
-@click.option("--plan", type=click.Path(), help="A plan directory from `annotator map`: did it help?")
-@click.option("--taxonomy", "taxonomy_path", type=click.Path(), help="A taxonomy YAML file [shipped v1].")
-@_errors_to_messages
-def slices_report_cmd(labels: str, results: tuple[str, ...], baseline: tuple[str, ...], output: str,
-                      plan: str | None, **options: Any) -> None:
-    """Slices, findings and data / non-data verdicts from LABELS and RESULTS."""
-    from annotator.diagnosis.report import slices_report
-
-    report, paths = slices_report(labels, list(results), output, plan=plan, baseline=list(baseline) or None,
-                                  **options)
-    verdicts = ", ".join(f"{f.verdict} {', '.join(f'{d}={v}' for d, v in f.slice.items())}"
-                         for f in report.findings) or "none"
-    click.echo(f"{report.overall['n']} items joined ({report.join['labels_without_results']} labels without results, "
-               f"{report.join['results_without_labels']} results without labels); findings: {verdicts}")
-    if report.intervention:
-        click.echo(report.intervention["summary"])
-    click.echo(f"report -> {paths['json']}, {paths['md']}, {paths['html']}")
-
-
-@main.command("map")
-@click.option("--report", required=True, type=click.Path(), help="OUT of `annotator slices report`.")
-@click.option("--corpus-labels", required=True, type=click.Path(),
-              help="Corpus labels table, or a directory of labeled Parquet shards.")
-@click.option("-o", "--output", required=True, type=click.Path(), help="PLAN directory.")
-@click.option("--budget", type=int, help="Targeted document draws [2 x the matching documents].")
-@click.option("--max-repeat", type=float, default=4.0, show_default=True, help="Cap on one document's weight.")
-@click.option("--min-docs", type=int, default=10, show_default=True, help="Fewer documents = too little data.")
-@click.option("--taxonomy", "taxonomy_path", type=click.Path(), help="A taxonomy YAML file [shipped v1].")
-@_errors_to_messages
-def map_cmd(report: str, corpus_labels: str, output: str, **options: Any) -> None:
-    """Turn the report's data findings into a targeted sampling plan (mixture.json, manifest.parquet)."""
-    from annotator.diagnosis.plan import make_plan
-
-    mixture = make_plan(report, corpus_labels, output, **options)
-    cats = ", ".join(f"{c['dimension']}={c['label']} {c['weight']:.2f}" for c in mixture["categories"]) or "none"
-    click.echo(f"plan {mixture['plan_id']}: categories {cats}; {mixture['selected']} of {mixture['documents']} "
-               f"documents selected (budget {mixture['budget']}, repeat cap {mixture['max_repeat']})")
-    for c in mixture["checks"]:
-        click.echo(f"not a data problem ({', '.join(f'{d}={v}' for d, v in c['finding'].items())}): {c['check']}")
-    for cov in mixture["coverage"]:
-        if not cov["enough"]:
-            click.echo(f"too little data: {cov['dimension']}={cov['label']} has {cov['available']} documents "
-                       f"for {cov['wanted']} draws")
-    click.echo(f"plan -> {output}/mixture.json, {output}/manifest.parquet")
-
+main.add_command(slices_group)
+main.add_command(map_cmd)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -42,7 +42,7 @@ def heatmap_svg(data: dict[str, Any]) -> str:
     cols = sorted({c["col"] for c in cells})
     diverging = any(c.get("delta") is not None for c in cells)
     cw, ch, left, top = 34, 24, 170, 150
-    width, height = left + cw * len(cols) + 10, top + ch * len(rows) + 10
+    width, height = left + cw * len(cols) + 110, top + ch * len(rows) + 10
     parts = [f'<svg id="heatmap" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'role="img" aria-label="heatmap of {escape(data["rows"])} by {escape(data["cols"])}">']
     for j, col in enumerate(cols):
@@ -70,7 +70,7 @@ def heatmap_svg(data: dict[str, Any]) -> str:
 
 
 def forest_svg(slices: list[Any], limit: int = 30) -> str:
-    """Effects (delta, or rate minus the rest) with 95% intervals for the weakest slices."""
+    """Effects (delta, or rate minus the rest) with 95% intervals: weak slices first, then the largest losses."""
     rows = []
     for s in slices:
         if s.delta is not None and s.delta_ci is not None:
@@ -78,7 +78,7 @@ def forest_svg(slices: list[Any], limit: int = 30) -> str:
         elif s.rest_rate is not None:
             shift = s.rest_rate
             rows.append((s, s.rate - shift, (s.ci[0] - shift, s.ci[1] - shift)))
-    rows.sort(key=lambda r: r[1])
+    rows.sort(key=lambda r: (not r[0].weak, r[1]))  # weak slices first, then the largest losses
     rows = rows[:limit]
     left, width, top, rh = 470, 420, 20, 18
     x = lambda v: left + (max(-1.0, min(1.0, v)) + 1) / 2 * width  # noqa: E731
