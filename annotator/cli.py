@@ -216,10 +216,13 @@ def review_status_cmd(dataset: str, workspace: str | None, taxonomy: str | None,
 
 
 
-from annotator.cli_loop import map_cmd, slices_group  # noqa: E402  (commands of the closing-the-loop step)
+from annotator.cli_corpus import distill_cmd, shards_group  # noqa: E402  (the corpus side)
+from annotator.cli_loop import map_cmd, slices_group  # noqa: E402  (the closing-the-loop step)
 
 main.add_command(slices_group)
 main.add_command(map_cmd)
+main.add_command(shards_group)
+main.add_command(distill_cmd)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
