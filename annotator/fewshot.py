@@ -24,6 +24,7 @@ import numpy as np
 from annotator.errors import InputError
 from annotator.prompts import Example, clip
 from annotator.records import Item
+from annotator.resolve import PASSING
 from annotator.resources import resource_path
 from annotator.taxonomy import Dimension
 
@@ -65,7 +66,7 @@ def load_pool(path: str | Path, dims: list[Dimension]) -> list[PoolEntry]:
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     pool = []
     for i, row in enumerate(rows):
-        if row.get("status", "ok") != "ok" or row.get("review_status", "confirmed") not in ("confirmed", "corrected"):
+        if (row.get("status") or "ok") != "ok" or (row.get("review_status") or "confirmed") not in PASSING:
             continue
         text = row.get("text") or row.get("input") or row.get("question")
         missing = [d.id for d in dims if row.get(d.id) is None]

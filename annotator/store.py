@@ -104,7 +104,8 @@ def read_table(path: str | Path) -> pa.Table:
     path = Path(path)
     if path.suffix.lower() in {".jsonl", ".ndjson"}:
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return pa.Table.from_pylist(rows)
+        keys = list(dict.fromkeys(k for r in rows for k in r))  # every row's keys, not only the first row's
+        return pa.Table.from_pydict({k: [r.get(k) for r in rows] for k in keys})
     return pq.read_table(path)
 
 

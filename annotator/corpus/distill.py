@@ -41,7 +41,7 @@ def teacher_rows(path: str | Path, dims: list[Dimension]) -> list[dict[str, Any]
         raise InputError(f"{path}: cannot read the teacher table: {exc}") from None
     out = []
     for i, row in enumerate(rows):
-        if row.get("status", "ok") != "ok" or row.get("review_status", "confirmed") not in PASSING:
+        if (row.get("status") or "ok") != "ok" or (row.get("review_status") or "confirmed") not in PASSING:
             continue
         if not row.get("text"):
             raise InputError(f"{path}: row {i}: field 'text': missing (label with slice-annotator >= the text column)")

@@ -1,0 +1,218 @@
+"""The corpus side: sample, distill, classify shards (local, Ray in local mode, Slurm job), bad shards."""
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from conftest import SHARED, write_jsonl
+
+from annotator.cli import main
+
+pytest.importorskip("datatrove")
+pytest.importorskip("sklearn")
+zstandard = pytest.importorskip("zstandard")
+
+CORPUS = SHARED / "data" / "corpus"
+TEACHER = SHARED / "data" / "corpus-dev-labels.jsonl"
+
+
+def read(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def gsm8k_docs(n=80):
+    rows = read(SHARED / "data" / "bench" / "gsm8k" / "test.jsonl")[:n]
+    return [{"id": f"gsm8k-{i}", "text": f"{r['question']}\n\n{r['answer']}", "metadata": {"source": "gsm8k"}}
+            for i, r in enumerate(rows)]
+
+
+def make_shards(root: Path) -> Path:
+    """Four good shards in four formats: plain JSONL, JSONL.gz, JSONL.zst and Parquet."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "wiki.jsonl").write_text((CORPUS / "enwiki_gensim_sample.jsonl").read_text())
+    with gzip.open(root / "news.jsonl.gz", "wt") as fh:
+        fh.write((CORPUS / "lee_background_news.jsonl").read_text())
+    (root / "cc.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(
+        (CORPUS / "dolma_cc_test_docs.jsonl").read_bytes()))
+    pd.DataFrame(gsm8k_docs()).to_parquet(root / "math.parquet")
+    return root
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("model")
+    res = CliRunner().invoke(main, ["distill", str(TEACHER), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def rows(out_dir):
+    frames = [pd.read_parquet(p) for p in sorted(Path(out_dir).glob("*.parquet"))]
+    return pd.concat(frames).sort_values("id").reset_index(drop=True)
+
+
+def test_sample_is_stratified_seeded_and_one_pass(tmp_path):
+    shards = make_shards(tmp_path / "shards")
+    res = run("shards", "sample", shards, "-n", 60, "-o", tmp_path / "s.jsonl", "--seed", 7)
+    assert res.exit_code == 0, res.output
+    sample = read(tmp_path / "s.jsonl")
+    assert len(sample) == 60 and len({r["id"] for r in sample}) == 60
+    by_source = pd.Series([r["source"] for r in sample]).value_counts().to_dict()
+    # 106 wiki + 300 news + 30 cc + 80 gsm8k = 516 documents, stratified by their source field
+    assert len(by_source) >= 4 and by_source["gsm8k"] == pytest.approx(60 * 80 / 516, abs=1.5)
+    news = next(v for k, v in by_source.items() if k.startswith("Lee 2005"))
+    assert news == pytest.approx(60 * 300 / 516, abs=2.5) and all(v >= 1 for v in by_source.values())
+    again = run("shards", "sample", shards, "-n", 60, "-o", tmp_path / "s2.jsonl", "--seed", 7)
+    assert again.exit_code == 0 and read(tmp_path / "s2.jsonl") == sample
+    run("shards", "sample", shards, "-n", 60, "-o", tmp_path / "s3.jsonl", "--seed", 8)
+    assert read(tmp_path / "s3.jsonl") != sample
+    assert {"id", "text", "source", "shard", "metadata"} <= set(sample[0])
+
+
+def test_distill_writes_a_model_card_and_ignores_failed_rows(tmp_path, model_dir):
+    card = json.loads((model_dir / "card.json").read_text())
+    assert card["n_teacher"] == 116 and card["n_heldout"] == 23 and len(card["teacher_hash"]) == 16
+    assert card["taxonomy_version"].startswith("slice-taxonomy-v1@") and card["model_id"]
+    form = card["dimensions"]["content_form"]
+    assert form["accuracy"] > form["majority_baseline"] and 0 <= form["ece"] <= 1
+    assert {"accuracy", "macro_f1", "kappa", "support", "low_support"} <= set(card["dimensions"]["genre"])
+    assert {"exact_set", "jaccard", "ece"} <= set(card["dimensions"]["operation"])
+    assert "tabular_structured" in form["low_support"]  # reported, not dropped
+    teacher = read(TEACHER) + [{"id": "bad", "text": "", "status": "failed", "domain": None}]
+    write_jsonl(tmp_path / "t.jsonl", teacher)
+    res = run("distill", tmp_path / "t.jsonl", "-o", tmp_path / "m2")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "m2" / "card.json").read_text())["n_teacher"] == 116
+    write_jsonl(tmp_path / "t3.jsonl", [{k: v for k, v in r.items() if k != "genre"} for r in read(TEACHER)])
+    res = run("distill", tmp_path / "t3.jsonl", "-o", tmp_path / "m3")
+    assert res.exit_code == 2 and "row 0: field 'genre': missing" in res.output
+
+
+def test_shards_label_mixed_formats_bad_shards_and_resume(tmp_path, model_dir):
+    shards = make_shards(tmp_path / "shards")
+    news = (shards / "news.jsonl.gz").read_bytes()
+    (shards / "corrupt.jsonl.gz").write_bytes(news[: len(news) // 2])  # cut mid-stream
+    full = (shards / "math.parquet").read_bytes()
+    (shards / "truncated.parquet").write_bytes(full[: len(full) // 2])
+    (shards / "lines.jsonl").write_text('{"id": "ok-1", "text": "A short encyclopedia entry."}\n'
+                                        "{not json\n"
+                                        '{"id": "no-text", "text": ""}\n'
+                                        '{"id": "ok-2", "text": "Another short entry."}\n')
+    (shards / "binary.jsonl").write_bytes(b'{"id": "b", "text": "caf\xe9"}\n')
+    out = tmp_path / "out"
+    res = run("shards", "label", shards, "-o", out, "--classifier", model_dir)
+    assert res.exit_code == 1, res.output
+    manifest = json.loads((out / "manifest.json").read_text())["shards"]
+    status = {Path(k).name: v["status"] for k, v in manifest.items()}
+    assert status == {"wiki.jsonl": "done", "news.jsonl.gz": "done", "cc.jsonl.zst": "done",
+                      "math.parquet": "done", "lines.jsonl": "done", "corrupt.jsonl.gz": "failed",
+                      "truncated.parquet": "failed", "binary.jsonl": "failed"}
+    lines = manifest[str((shards / "lines.jsonl").resolve())]
+    assert lines["read"] == 4 and lines["labeled"] == 2 and lines["failed"] == 2
+    assert [e["line"] for e in lines["record_errors"]] == [2, 3]
+    assert "corrupt.jsonl.gz: unreadable" in manifest[str((shards / "corrupt.jsonl.gz").resolve())]["error"]
+    assert "lines.jsonl:2: not JSON" in res.output and "truncated.parquet" in res.output
+    df = rows(out)
+    assert len(df) == 106 + 300 + 30 + 80 + 3 and df.id.is_unique
+    assert list(df.columns) == ["id", "domain", "genre", "operation", "content_form", "domain_confidence",
+                                "genre_confidence", "operation_confidence", "content_form_confidence", "labeler",
+                                "taxonomy_version", "status", "error"]
+    failed = df[df.status == "failed"]
+    assert list(failed.id) == ["no-text"] and "line 3" in failed.error.iloc[0]
+    ok = df[df.status == "ok"]
+    assert ok.content_form_confidence.between(0, 1).all() and ok.labeler.str.startswith("classifier:").all()
+    assert (ok[ok.id.str.startswith("gsm8k")].genre == "worked_solution").mean() > 0.7
+    assert not list(out.glob(".*.tmp"))
+    # rerun: only the failed shards are tried again; nothing is duplicated
+    res = run("shards", "label", shards, "-o", out, "--classifier", model_dir)
+    assert res.exit_code == 1 and "(5 already done, 3 run, 3 failed)" in res.output
+    with gzip.open(shards / "corrupt.jsonl.gz", "wt") as fh:
+        fh.write('{"id": "fixed", "text": "Now a readable document."}\n')
+    (shards / "truncated.parquet").unlink()
+    (shards / "binary.jsonl").unlink()
+    res = run("shards", "label", shards, "-o", out, "--classifier", model_dir)
+    assert res.exit_code == 1 and "(5 already done, 1 run, 0 failed)" in res.output  # lines.jsonl keeps 2 bad records
+    df = rows(out)
+    assert len(df) == 106 + 300 + 30 + 80 + 3 + 1 and df.id.is_unique and "fixed" in set(df.id)
+
+
+def test_same_rows_on_every_executor_and_ray_local_mode(tmp_path, model_dir):
+    ray = pytest.importorskip("ray")
+    shards = make_shards(tmp_path / "shards")
+    outs = {}
+    for name, extra in (("one", ["--workers", "1"]), ("two", ["--workers", "2"]),
+                        ("ray", ["--executor", "ray", "--workers", "2"])):
+        res = run("shards", "label", shards, "-o", tmp_path / name, "--classifier", model_dir, *extra)
+        assert res.exit_code == 0, res.output
+        outs[name] = rows(tmp_path / name)
+    ray.shutdown()
+    assert len(outs["one"]) == 516
+    pd.testing.assert_frame_equal(outs["one"], outs["two"])
+    pd.testing.assert_frame_equal(outs["one"], outs["ray"])
+    manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
+    assert manifest["executor"] == "ray" and manifest["totals"]["labeled"] == 516
+
+
+def test_the_classifier_is_a_datatrove_step_in_a_users_pipeline(tmp_path, model_dir):
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+
+    from annotator.corpus.steps import ClassifyDocuments
+
+    shards = make_shards(tmp_path / "shards")
+    LocalPipelineExecutor(pipeline=[
+        JsonlReader(str(shards), glob_pattern="wiki.jsonl"),
+        ClassifyDocuments(str(model_dir)),
+        JsonlWriter(str(tmp_path / "labeled"), output_filename="wiki.jsonl", compression=None),
+    ], tasks=1, logging_dir=str(tmp_path / "logs")).run()
+    got = {r["id"]: r["metadata"] for r in read(tmp_path / "labeled" / "wiki.jsonl")}
+    assert len(got) == 106
+    run("shards", "label", shards / "wiki.jsonl", "-o", tmp_path / "cmd", "--classifier", model_dir)
+    for row in rows(tmp_path / "cmd").itertuples():
+        assert got[row.id]["genre"] == row.genre and got[row.id]["operation"] == list(row.operation)
+        assert got[row.id]["genre_confidence"] == pytest.approx(row.genre_confidence)
+
+
+def test_slurm_executor_writes_and_submits_the_job(tmp_path, model_dir, monkeypatch):
+    shards = make_shards(tmp_path / "shards")
+    res = run("shards", "label", shards, "-o", tmp_path / "out", "--classifier", model_dir, "--executor", "slurm")
+    assert res.exit_code == 2 and "needs `sbatch` on PATH" in res.output
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/sbatch.calls\n'
+                                    'echo "Submitted batch job 4242"\n')
+    (bin_dir / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    res = run("shards", "label", shards, "-o", tmp_path / "out", "--classifier", model_dir, "--executor", "slurm",
+              "--slurm-partition", "batch")
+    assert res.exit_code == 0, res.output
+    assert "submitted Slurm job 4242 (4 tasks" in res.output
+    (logs,) = (tmp_path / "out" / ".datatrove").iterdir()
+    script = (logs / "launch_script.slurm").read_text()
+    assert "#SBATCH --partition=batch" in script and "#SBATCH --array=0-3" in script
+    assert f"launch_pickled_pipeline {logs / 'executor.pik'}" in script and (logs / "executor.pik").is_file()
+    assert "RUN_OFFSET=0" in (tmp_path / "sbatch.calls").read_text()
+
+
+def test_llm_fallback_labels_unsure_documents(tmp_path, model_dir, llm):
+    shard = tmp_path / "few.jsonl"
+    shard.write_text("".join(json.dumps(r) + "\n" for r in read(CORPUS / "dolma_cc_test_docs.jsonl")[:12]))
+    res = run("shards", "label", shard, "-o", tmp_path / "out", "--classifier", model_dir, "--llm-below", 0.9,
+              "--base-url", llm.url, "--model", "m", "--cache-dir", tmp_path / "cache")
+    assert res.exit_code == 0, res.output
+    df = rows(tmp_path / "out")
+    by_llm = df[df.labeler == f"127.0.0.1:{llm.port}:m"]
+    assert 0 < len(by_llm) <= 12 and len(llm.log()) == len(by_llm)
+    total = json.loads((tmp_path / "out" / "manifest.json").read_text())["totals"]
+    assert total["llm"] == len(by_llm) and total["classifier"] + total["llm"] == 12
+    conf = df[df.labeler.str.startswith("classifier")][[c for c in df if c.endswith("_confidence")]]
+    assert (conf.min(axis=1) >= 0.9).all()
