@@ -25,7 +25,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from annotator.accounting import write_json_atomic
-from annotator.corpus.model import CorpusClassifier, Linear, vectorizer
+from annotator.corpus.model import CorpusClassifier, Linear, featurize
 from annotator.errors import InputError
 from annotator.resolve import PASSING
 from annotator.stats import accuracy, cohen_kappa, jaccard, macro_f1
@@ -122,8 +122,7 @@ def distill(teacher: str | Path, out_dir: str | Path, *, taxonomy_path: str | No
     random.Random(seed).shuffle(order)
     cut = max(1, int(round(len(rows) * holdout)))
     test, train = order[:cut], order[cut:]
-    vec = vectorizer()
-    x_all = vec.transform(texts)
+    x_all = featurize(texts)
     x_train = x_all[train]
     held = CorpusClassifier(dims, {d.id: _fit(d, x_train, [values[d.id][i] for i in train]) for d in dims}, {})
     pred, conf = held.predict([texts[i] for i in test])
@@ -143,7 +142,8 @@ def distill(teacher: str | Path, out_dir: str | Path, *, taxonomy_path: str | No
         "model_id": model_id, "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "teacher": str(teacher), "teacher_hash": final.meta["teacher_hash"], "taxonomy_version": taxonomy.version,
         "n_teacher": len(rows), "n_train": len(train), "n_heldout": len(test), "holdout": holdout, "seed": seed,
-        "features": "lower-cased words (first 8,000 chars) + char 5-grams stride 4 (first 256 chars), hashed 2^20",
+        "features": "lower-cased words (first 8,000 chars) + char 5-grams stride 4 (first 256 chars), CRC-32 "
+                    "hashed into 2^20 columns, L2-normalised counts",
         "model": "logistic regression per dimension (one per label for operation); refitted on all teacher rows",
         "min_support": min_support, "dimensions": metrics, "seconds": round(time.perf_counter() - started, 2),
     }

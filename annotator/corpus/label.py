@@ -70,6 +70,17 @@ def _complete(entry: dict[str, Any] | None, shard: Path, model_id: str) -> bool:
     return entry.get("size") == stat.st_size and entry.get("mtime") == stat.st_mtime
 
 
+def _card(classifier: str | Path) -> dict[str, Any]:
+    """The model card (model id, taxonomy version); the model itself must be there too."""
+    directory = Path(classifier)
+    if not (directory / "model.pkl").is_file() or not (directory / "card.json").is_file():
+        raise InputError(f"{directory}: no distilled model (model.pkl and card.json); run `annotator distill` first")
+    try:
+        return json.loads((directory / "card.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{directory / 'card.json'}: unreadable model card: {exc}") from None
+
+
 def _merge_status(out: Path, manifest: dict[str, Any]) -> None:
     for part in sorted((out / ".status").glob("*.json")):
         try:
@@ -136,7 +147,7 @@ def label_shards(inputs: list[str | Path], out_dir: str | Path, classifier: str 
     shards = list_shards(inputs)
     classify = ClassifyDocuments(str(classifier), batch_size=batch_size, llm_below=llm_below,
                                  llm_settings=llm_settings)
-    model = classify.model  # fails early (InputError) when the model is missing or broken
+    card = _card(classifier)  # the workers load the model itself; this process stays light
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if not os.access(out, os.W_OK):
@@ -146,7 +157,7 @@ def label_shards(inputs: list[str | Path], out_dir: str | Path, classifier: str 
     path = out / "manifest.json"
     manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"shards": {}}
     _merge_status(out, manifest)
-    done = [s for s in shards if _complete(manifest["shards"].get(str(s)), s, model.model_id)]
+    done = [s for s in shards if _complete(manifest["shards"].get(str(s)), s, card["model_id"])]
     pending = [s for s in shards if s not in set(done)]
     for shard in pending:
         (out / ".status" / f"{Path(output_name(shard)).stem}.json").unlink(missing_ok=True)
@@ -155,7 +166,6 @@ def label_shards(inputs: list[str | Path], out_dir: str | Path, classifier: str 
     submitted = None
     if pending:
         step = LabelShards([str(s) for s in pending], str(out), classify, keep_text=keep_text)
-        step.classify._model = None  # each worker loads its own copy
         logs = out / ".datatrove" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         runner = _executor(executor, [step], len(pending), workers, logs, options)
         with _stderr_to(logs / "stderr.log"):
@@ -164,8 +174,8 @@ def label_shards(inputs: list[str | Path], out_dir: str | Path, classifier: str 
             submitted = f"submitted Slurm job {getattr(runner, 'job_id', '?')} ({len(pending)} tasks; script " \
                         f"{logs / 'launch_script.slurm'})"
         _merge_status(out, manifest)
-    manifest.update(model_id=model.model_id, classifier=str(classifier),
-                    taxonomy_version=model.meta.get("taxonomy_version"), executor=executor)
+    manifest.update(model_id=card["model_id"], classifier=str(classifier),
+                    taxonomy_version=card.get("taxonomy_version"), executor=executor)
     entries = [manifest["shards"].get(str(s), {}) for s in shards]
     keys = ("read", "labeled", "failed", "classifier", "llm")
     totals = {k: sum(int(e.get(k, 0) or 0) for e in entries) for k in keys}

@@ -1,26 +1,30 @@
 """The distilled corpus classifier: hashed word and character n-grams + one linear model per dimension.
 
 Features (no vocabulary, no fitting, fastText-class speed): lower-cased words of the first
-8,000 characters plus character 5-grams (stride 4) of the first 256 characters, hashed into 2^20
-columns (scikit-learn ``HashingVectorizer``). Per single-label dimension a multinomial logistic
-regression; for the multi-label ``operation`` dimension one logistic regression per label, a
-label predicted when its probability reaches 0.5 (at most the dimension's ``max``, most probable
-first). ``<dim>_confidence`` is the probability of the predicted label (single-label) or, for a
-label set, the least certain of its decisions (``min`` over chosen labels' p and 1 - p of the
-likeliest label left out). Probabilities are the logistic model's own; the model card reports
-how well they are calibrated (ECE on held-out teacher labels).
+8,000 characters plus character 5-grams (stride 4) of the first 256 characters, each hashed with
+CRC-32 into 2^20 columns, counted and L2-normalised per document. CRC-32 is deterministic on
+every machine and needs no scikit-learn at inference time, so a worker holds only numpy and
+scipy (scikit-learn alone costs ~120 MB per process; training still uses it).
+
+Models: per single-label dimension a multinomial logistic regression; for the multi-label
+``operation`` dimension one logistic regression per label, a label predicted when its
+probability reaches 0.5 (at most the dimension's ``max``, most probable first). Only non-zero
+weights are kept (sparse). ``<dim>_confidence`` is the probability of the predicted label, or
+for a label set the least certain of its decisions (the lowest p among chosen labels and 1 - p
+of the likeliest label left out). Probabilities are the logistic model's own; the model card
+reports how well they are calibrated (ECE on held-out teacher labels).
 """
 
 from __future__ import annotations
 
 import pickle
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import HashingVectorizer
 
 from annotator.errors import InputError
 from annotator.taxonomy import Dimension
@@ -34,9 +38,22 @@ def analyze(text: str) -> list[str]:
     return text[:WORD_CHARS].lower().split() + [head[i:i + 5] for i in range(0, len(head) - 4, 4)]
 
 
-def vectorizer() -> HashingVectorizer:
-    """The stateless featurizer (identical in training and in every worker)."""
-    return HashingVectorizer(analyzer=analyze, n_features=N_FEATURES, alternate_sign=False, norm="l2")
+def featurize(texts: list[str]) -> sp.csr_matrix:
+    """Hashed, L2-normalised token counts of a batch of texts (rows: documents)."""
+    crc, mask = zlib.crc32, N_FEATURES - 1
+    indices: list[int] = []
+    indptr = [0]
+    for text in texts:
+        indices += [crc(token.encode()) & mask for token in analyze(text)]
+        indptr.append(len(indices))
+    x = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), np.array(indices, dtype=np.int32),
+                       np.array(indptr, dtype=np.int64)), shape=(len(texts), N_FEATURES))
+    x.sum_duplicates()
+    rows = np.repeat(np.arange(len(texts)), np.diff(x.indptr))
+    norms = np.sqrt(np.bincount(rows, weights=x.data.astype(np.float64) ** 2, minlength=len(texts)))
+    norms[norms == 0] = 1.0
+    x.data /= norms[rows].astype(np.float32)
+    return x
 
 
 @dataclass
@@ -91,7 +108,6 @@ class CorpusClassifier:
         self.dims = dims
         self.models = models
         self.meta = meta
-        self._vec = vectorizer()
 
     @property
     def model_id(self) -> str:
@@ -100,25 +116,13 @@ class CorpusClassifier:
 
     def predict(self, texts: list[str]) -> tuple[dict[str, list[Any]], dict[str, np.ndarray]]:
         """Labels and confidences per dimension for a batch of texts."""
-        x = self._vec.transform(texts)
+        x = featurize(texts)
         labels: dict[str, list[Any]] = {}
         conf: dict[str, np.ndarray] = {}
         for dim in self.dims:
             model = self.models[dim.id]
             if dim.multi:
-                names = model["labels"]
-                probs = (np.column_stack([m.proba(x) for m in model["models"]]) if names
-                         else np.zeros((x.shape[0], 0)))
-                cap = dim.max or len(names)
-                order = np.argsort(-probs, axis=1)
-                out, c = [], np.ones(x.shape[0])
-                for i in range(x.shape[0]):
-                    row, ranked = probs[i], order[i]
-                    chosen = [j for j in ranked[:cap] if row[j] >= 0.5]
-                    out.append([names[j] for j in chosen])
-                    left_out = ranked[len(chosen)] if len(chosen) < len(ranked) else None
-                    c[i] = min([row[j] for j in chosen] + [1.0 - (row[left_out] if left_out is not None else 0.0)])
-                labels[dim.id], conf[dim.id] = out, c
+                labels[dim.id], conf[dim.id] = _label_sets(model, x, dim.max)
             else:
                 probs = model.proba(x)
                 best = probs.argmax(axis=1)
@@ -133,6 +137,27 @@ class CorpusClassifier:
             pickle.dump({"dims": [d.model_dump(by_alias=True) for d in self.dims], "models": self.models,
                          "meta": self.meta}, fh, protocol=pickle.HIGHEST_PROTOCOL)
         return path
+
+
+def _label_sets(model: dict[str, Any], x: Any, cap: int | None) -> tuple[list[list[str]], np.ndarray]:
+    """Vectorised label-set decision: labels at p >= 0.5, at most ``cap``, most probable first."""
+    names = model["labels"]
+    n = x.shape[0]
+    if not names:
+        return [[] for _ in range(n)], np.ones(n)
+    probs = np.column_stack([m.proba(x) for m in model["models"]])
+    order = np.argsort(-probs, axis=1, kind="stable")
+    ranked = np.take_along_axis(probs, order, axis=1)
+    cap = min(cap or len(names), len(names))
+    chosen = (ranked >= 0.5) & (np.arange(len(names)) < cap)
+    count = chosen.sum(axis=1)
+    lowest_in = np.where(count > 0, np.where(chosen, ranked, np.inf).min(axis=1), np.inf)
+    first_out = np.where(count < len(names), ranked[np.arange(n), np.minimum(count, len(names) - 1)], 0.0)
+    conf = np.minimum(lowest_in, 1.0 - first_out)
+    sets: list[list[str]] = [[] for _ in range(n)]
+    for i in np.nonzero(count)[0]:
+        sets[i] = [names[j] for j in order[i, : count[i]]]
+    return sets, conf
 
 
 def load_classifier(directory: str | Path) -> CorpusClassifier:

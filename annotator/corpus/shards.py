@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -21,6 +20,13 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+try:  # orjson (in the `scale` extra) parses a line about three times faster
+    from orjson import JSONDecodeError as _JSONError
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover
+    from json import JSONDecodeError as _JSONError
+    from json import loads as _loads
 
 from annotator.errors import InputError
 
@@ -115,9 +121,9 @@ def read_shard(path: Path) -> Iterator[Doc | DocError]:
                 if not raw.strip():
                     continue
                 try:
-                    rec = json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    yield DocError(line, None, f"not JSON ({exc.msg} at column {exc.colno})")
+                    rec = _loads(raw)
+                except _JSONError as exc:
+                    yield DocError(line, None, f"not JSON ({str(exc).split(':')[0]})")
                     continue
                 yield _doc(rec, line, path)
     except (OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError) as exc:

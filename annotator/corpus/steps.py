@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from datatrove.data import Document
@@ -70,45 +71,58 @@ class ClassifyDocuments(PipelineStep):
             self._model = load_classifier(self.model_dir)
         return self._model
 
-    def label_batch(self, docs: list[Document]) -> None:
-        """Predict for a batch in place (metadata), then send unsure ones to the LLM when asked."""
+    def classify(self, ids: list[str], texts: list[str], sources: list[Any]) -> dict[str, list[Any]]:
+        """Columns for a batch: every dimension, ``<dim>_confidence``, ``labeler`` and ``error``."""
         model = self.model
-        labels, conf = model.predict([d.text for d in docs])
-        names = [d.id for d in model.dims]
-        for i, doc in enumerate(docs):
-            meta = doc.metadata
-            for dim in names:
-                meta[dim] = labels[dim][i]
-                meta[f"{dim}_confidence"] = float(conf[dim][i])
-            meta["labeler"] = f"{LABELER}:{model.model_id}"
+        labels, conf = model.predict(texts)
+        n = len(texts)
+        cols: dict[str, list[Any]] = {}
+        for dim in model.dims:
+            cols[dim.id] = labels[dim.id]
+            cols[f"{dim.id}_confidence"] = conf[dim.id].tolist()
+        cols["labeler"] = [f"{LABELER}:{model.model_id}"] * n
+        cols["error"] = [None] * n
         if self.llm_below is not None:
-            unsure = [d for d in docs if min(d.metadata[f"{n}_confidence"] for n in names) < self.llm_below]
+            lowest = np.min(np.column_stack([conf[d.id] for d in model.dims]), axis=1)
+            unsure = np.nonzero(lowest < self.llm_below)[0].tolist()
             if unsure:
-                self._llm(unsure, model.dims)
-        self.stat_update("documents", value=len(docs))
+                self._llm(unsure, ids, texts, sources, cols, model.dims)
+        self.stat_update("documents", value=n)
+        return cols
 
-    def _llm(self, docs: list[Document], dims: list[Dimension]) -> None:
+    def label_batch(self, docs: list[Document]) -> None:
+        """Predict for a batch of datatrove documents, in place (``doc.metadata``)."""
+        cols = self.classify([str(d.id) for d in docs], [d.text for d in docs],
+                             [d.metadata.get("source") for d in docs])
+        errors = cols.pop("error")
+        for i, doc in enumerate(docs):
+            doc.metadata.update({k: v[i] for k, v in cols.items()})
+            if errors[i] is not None:
+                doc.metadata["llm_error"] = errors[i]
+
+    def _llm(self, rows: list[int], ids: list[str], texts: list[str], sources: list[Any],
+             cols: dict[str, list[Any]], dims: list[Dimension]) -> None:
         from annotator.pipeline import label
         from annotator.records import Item
 
-        items = [Item(id=str(d.id), text=d.text, source=str(d.metadata.get("source") or "corpus")) for d in docs]
+        items = [Item(id=ids[i], text=texts[i], source=str(sources[i] or "corpus")) for i in rows]
         table = label(items, kind="corpus", **self.llm_settings).set_index("id")
-        for doc in docs:
-            row = table.loc[str(doc.id)]
+        for i in rows:
+            row = table.loc[ids[i]]
             if row["status"] != "ok":
-                doc.metadata["llm_error"] = str(row["error"])
+                cols["error"][i] = f"llm fallback failed: {row['error']}"
                 continue
             for dim in dims:
                 value = row[dim.id]
-                doc.metadata[dim.id] = [str(v) for v in value] if dim.multi else str(value)
+                cols[dim.id][i] = [str(v) for v in value] if dim.multi else str(value)
                 confidence = row.get(f"{dim.id}_confidence")
-                doc.metadata[f"{dim.id}_confidence"] = None if confidence is None or confidence != confidence \
+                cols[f"{dim.id}_confidence"][i] = None if confidence is None or confidence != confidence \
                     else float(confidence)
-            doc.metadata["labeler"] = str(row["labeler"])
-        self.stat_update("llm_fallback", value=len(docs))
+            cols["labeler"][i] = str(row["labeler"])
+        self.stat_update("llm_fallback", value=len(rows))
 
     def run(self, data: Iterable[Document], rank: int = 0, world_size: int = 1) -> Iterator[Document]:
-        """Yield every document with its labels in ``metadata``."""
+        """Yield every document with its labels in ``metadata`` (an ``llm_error`` when the fallback failed)."""
         for batch in _batches(data, self.batch_size):
             with self.track_time("batch"):
                 self.label_batch(batch)
@@ -158,6 +172,7 @@ class LabelShards(PipelineStep):
         """Label one shard, write its output and its manifest entry; never raises for bad data."""
         started = time.perf_counter()
         out_dir = Path(self.out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
         model = self.classify.model
         dims = model.dims
         target = out_dir / output_name(shard)
@@ -170,9 +185,9 @@ class LabelShards(PipelineStep):
         try:
             with pq.ParquetWriter(tmp, schema(dims, self.keep_text)) as writer:
                 for batch in _batches(read_shard(shard), self.classify.batch_size):
-                    rows = self._rows(batch, dims, version, entry)
-                    if rows:
-                        writer.write_table(pa.Table.from_pylist(rows, schema(dims, self.keep_text)))
+                    table = self._table(batch, dims, version, entry)
+                    if table is not None:
+                        writer.write_table(table)
             os.replace(tmp, target)
         except ShardError as exc:
             entry.update(status="failed", error=str(exc))
@@ -189,37 +204,34 @@ class LabelShards(PipelineStep):
         os.replace(part_tmp, part)
         return entry
 
-    def _rows(self, batch: list[Doc | DocError], dims: list[Dimension], version: str,
-              entry: dict[str, Any]) -> list[dict[str, Any]]:
-        docs = [Document(text=r.text, id=r.id, metadata={"source": r.source}) for r in batch if isinstance(r, Doc)]
+    def _table(self, batch: list[Doc | DocError], dims: list[Dimension], version: str,
+               entry: dict[str, Any]) -> pa.Table | None:
+        docs = [r for r in batch if isinstance(r, Doc)]
+        errors = [r for r in batch if isinstance(r, DocError)]
+        cols: dict[str, list[Any]] = {"id": [d.id for d in docs]}
         if docs:
-            self.classify.label_batch(docs)
-        rows = []
-        for doc in docs:
-            meta = doc.metadata
-            failed = "llm_error" in meta
-            row = {"id": str(doc.id), "labeler": meta["labeler"], "taxonomy_version": version,
-                   "status": "ok", "error": None}
-            for dim in dims:
-                row[dim.id] = meta[dim.id]
-                row[f"{dim.id}_confidence"] = meta[f"{dim.id}_confidence"]
-            if failed:  # the LLM fallback failed: keep the classifier's labels, say so
-                row["error"] = f"llm fallback failed: {meta['llm_error']}"
-            if self.keep_text:
-                row["text"] = doc.text
-            entry["llm" if not str(meta["labeler"]).startswith(LABELER) else "classifier"] += 1
-            rows.append(row)
+            cols.update(self.classify.classify(cols["id"], [d.text for d in docs], [d.source for d in docs]))
+        else:
+            cols.update({name: [] for name in schema(dims, False).names if name != "id"})
+        cols["taxonomy_version"] = [version] * len(docs)
+        cols["status"] = ["ok"] * len(docs)
+        if self.keep_text:
+            cols["text"] = [d.text for d in docs]
+        llm = sum(1 for tag in cols["labeler"] if not str(tag).startswith(LABELER))
+        entry["llm"] += llm
+        entry["classifier"] += len(docs) - llm
         entry["read"] += len(batch)
-        entry["labeled"] += len(rows)
-        for rec in batch:
-            if isinstance(rec, DocError):
-                entry["failed"] += 1
-                if len(entry["record_errors"]) < MAX_ERRORS:
-                    entry["record_errors"].append({"line": rec.line, "id": rec.id, "reason": rec.reason})
-                if rec.id is not None:
-                    row = {"id": rec.id, "labeler": None, "taxonomy_version": version, "status": "failed",
-                           "error": f"line {rec.line}: {rec.reason}"}
-                    row.update({d.id: None for d in dims})
-                    row.update({f"{d.id}_confidence": None for d in dims})
-                    rows.append(row)
-        return rows
+        entry["labeled"] += len(docs)
+        for rec in errors:
+            entry["failed"] += 1
+            if len(entry["record_errors"]) < MAX_ERRORS:
+                entry["record_errors"].append({"line": rec.line, "id": rec.id, "reason": rec.reason})
+            if rec.id is None:
+                continue
+            for name in cols:
+                cols[name].append(None)
+            cols["id"][-1], cols["taxonomy_version"][-1] = rec.id, version
+            cols["status"][-1], cols["error"][-1] = "failed", f"line {rec.line}: {rec.reason}"
+        if not cols["id"]:
+            return None
+        return pa.Table.from_pydict(cols, schema=schema(dims, self.keep_text))
