@@ -163,23 +163,35 @@ def review_group() -> None:
 @click.option("--dataset", required=True, help="Argilla dataset name.")
 @click.option("--workspace", help="Argilla workspace [the user's default].")
 @click.option("--taxonomy", type=click.Path(), help="Taxonomy the labels were made with [shipped v1].")
-@click.option("--text-field", help="Column holding the text shown to reviewers [auto].")
+@click.option("--text-field", help="Column holding the text shown to reviewers [the `text` column].")
 @click.option("--template", callback=_template_value, help="Jinja template over the row's fields (or @FILE).")
 @click.option("--min-submitted", type=int, default=1, show_default=True, help="Reviewers per record.")
 @click.option("--audit-fraction", type=float, default=0.1, show_default=True,
               help="Share of confident records sampled for audit.")
+@click.option("--kind", type=click.Choice(["eval", "corpus"]), help="With a labeled-shards OUTDIR: corpus.")
+@click.option("--sample", type=int, help="With a labeled-shards OUTDIR: push a stratified audit sample of N.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the audit sample.")
 @click.option("--new-version", is_flag=True, help="Create a fresh dataset if the existing one differs.")
 @click.option("--guidelines-dir", type=click.Path(), help="Where to write the guidelines [review/].")
 @_errors_to_messages
 def review_push(labels: str, dataset: str, workspace: str | None, taxonomy: str | None, text_field: str | None,
-                template: str | None, min_submitted: int, audit_fraction: float, new_version: bool,
-                guidelines_dir: str | None) -> None:
-    """Push LABELS (a labels table) to Argilla as suggestions."""
+                template: str | None, min_submitted: int, audit_fraction: float, kind: str | None,
+                sample: int | None, seed: int, new_version: bool, guidelines_dir: str | None) -> None:
+    """Push LABELS (a labels table, or a labeled-shards OUTDIR with --sample) to Argilla as suggestions."""
+    from annotator.errors import ConfigError
     from annotator.review import push
 
+    audit_all = False
+    if Path(labels).is_dir():
+        if kind != "corpus" or not sample:
+            raise ConfigError(f"{labels} is a directory: pass --kind corpus --sample N to push an audit sample")
+        from annotator.corpus.audit import audit_sample
+
+        labels, audit_all = str(audit_sample(labels, sample, seed=seed)), True
     res = push(labels, dataset, workspace=workspace, taxonomy_path=taxonomy, text_field=text_field,
                template=template, min_submitted=min_submitted, audit_fraction=audit_fraction,
-               new_version=new_version, guidelines_dir=Path(guidelines_dir) if guidelines_dir else None)
+               new_version=new_version, guidelines_dir=Path(guidelines_dir) if guidelines_dir else None,
+               audit_all=audit_all)
     click.echo(f"{'created' if res.created else 'updated'} {res.workspace}/{res.dataset}: {res.pushed} records "
                f"({res.low_confidence} low-confidence first, {res.audit} audit; {res.skipped_failed} failed "
                f"rows skipped); guidelines -> {res.guidelines}\nreview queue, highest priority first: {res.queue_url}")

@@ -216,3 +216,44 @@ def test_llm_fallback_labels_unsure_documents(tmp_path, model_dir, llm):
     assert total["llm"] == len(by_llm) and total["classifier"] + total["llm"] == 12
     conf = df[df.labeler.str.startswith("classifier")][[c for c in df if c.endswith("_confidence")]]
     assert (conf.min(axis=1) >= 0.9).all()
+
+
+def test_audit_sample_of_classified_shards_goes_to_argilla(tmp_path, model_dir, argilla_server, monkeypatch):
+    import uuid
+
+    import httpx
+
+    from annotator.stats import wilson
+
+    for key, value in argilla_server.items():
+        monkeypatch.setenv(key, value)
+    shards = make_shards(tmp_path / "shards")
+    out = tmp_path / "labeled"
+    assert run("shards", "label", shards, "-o", out, "--classifier", model_dir).exit_code == 0
+    name = f"audit-{uuid.uuid4().hex[:6]}"
+    res = run("review", "push", out, "--dataset", name, "--guidelines-dir", tmp_path)
+    assert res.exit_code == 2 and "--kind corpus --sample N" in res.output
+    res = run("review", "push", out, "--kind", "corpus", "--sample", 12, "--dataset", name,
+              "--guidelines-dir", tmp_path)
+    assert res.exit_code == 0, res.output
+    assert f"created argilla/{name}: 12 records" in res.output and "12 audit" in res.output
+    sample = pd.read_parquet(out / "audit-12-0.parquet")
+    assert len(sample) == 12 and sample.text.str.len().min() > 0 and (sample.kind == "corpus").all()
+    url, owner = argilla_server["ARGILLA_API_URL"], {"X-Argilla-Api-Key": argilla_server["ARGILLA_API_KEY"]}
+    ds = next(d for d in httpx.get(f"{url}/api/v1/me/datasets", headers=owner).json()["items"] if d["name"] == name)
+    questions = {q["id"]: q["name"] for q in
+                 httpx.get(f"{url}/api/v1/datasets/{ds['id']}/questions", headers=owner).json()["items"]}
+    records = httpx.get(f"{url}/api/v1/datasets/{ds['id']}/records", headers=owner,
+                        params={"include": ["suggestions"], "limit": 100}).json()["items"]
+    assert {r["metadata"]["audit"] for r in records} == {"yes"} and all(r["fields"]["text"] for r in records)
+    for i, rec in enumerate(records[:6]):
+        values = {questions[s["question_id"]]: s["value"] for s in rec["suggestions"]}
+        if i < 2:  # a reviewer corrects the genre of two documents
+            values["genre"] = "academic_paper" if values["genre"] != "academic_paper" else "qa_forum"
+        body = {"values": {k: {"value": v} for k, v in values.items()}, "status": "submitted"}
+        assert httpx.post(f"{url}/api/v1/records/{rec['id']}/responses", headers=owner, json=body).status_code == 201
+    res = run("review", "status", "--dataset", name, "--json")
+    assert res.exit_code == 0, res.output
+    genre = next(d for d in json.loads(res.output)["dimensions"] if d["dimension"] == "genre")
+    assert genre["audit_n"] == 6 and genre["audit_accuracy"] == pytest.approx(4 / 6)
+    assert genre["audit_ci95"] == pytest.approx(list(wilson(4, 6)))

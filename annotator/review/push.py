@@ -150,8 +150,12 @@ def push(
     new_version: bool = False,
     guidelines_dir: Path | None = None,
     client: rg.Argilla | None = None,
+    audit_all: bool = False,
 ) -> PushResult:
     """Push a labels table's ok rows to an Argilla dataset (created from the taxonomy if needed).
+
+    ``audit_all`` flags every record as an audit record (a random sample pushed to estimate the
+    accuracy of labels nobody else reviews, e.g. a classified corpus).
 
     Raises:
         InputError: unreadable table, mixed kinds, or rows without text.
@@ -190,9 +194,10 @@ def push(
     records, low, audit = [], 0, 0
     for row in ok:
         meta = plan(row, dims, audit_fraction)
+        if audit_all:
+            meta["audit"] = "yes"
         meta["taxonomy_version"] = taxonomy.version
         low += meta["priority"] > 1.0
-        audit += meta["audit"] == "yes"
         labeler = str(row.get("labeler") or "llm")
         meta["labeler"] = labeler
         if row.get("prompt_version"):
@@ -211,6 +216,7 @@ def push(
             if primary_question(d) and value:
                 suggestions.append(rg.Suggestion(question_name=primary_question(d), value=value[0], agent=agent,
                                                  score=score))
+        audit += meta["audit"] == "yes"
         fields = {QUEUE: queue_text(meta, dims), "text": texts[str(row["id"])],
                   "rationale": row.get("rationale") or None}
         records.append((meta["priority"], rg.Record(id=str(row["id"]), fields=fields, metadata=meta,
