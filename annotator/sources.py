@@ -10,14 +10,16 @@ template over the record's fields. The id is ``id_field`` or a sha256 content ha
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
 import json
 import math
-from collections.abc import Iterable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import jinja2
 
@@ -62,7 +64,7 @@ def read_items(paths: Iterable[str | Path], spec: SourceSpec) -> Iterator[Item |
     template = compile_template(spec.template, "--template") if spec.template else None
     for raw_path in paths:
         path = Path(raw_path)
-        source = spec.source or (path.name if path.is_dir() else path.stem)
+        source = spec.source or (path.name if path.is_dir() else _stem(path))
         text_field = spec.text_field
         count = 0
         for location, record in _records(path):
@@ -71,20 +73,33 @@ def read_items(paths: Iterable[str | Path], spec: SourceSpec) -> Iterator[Item |
                 yield record
                 continue
             if template is None and text_field is None:
-                text_field = _detect_text_field(record, path)
+                text_field = _find_text_field(record)
+                if text_field is None:
+                    yield _no_text_field(record, location)
+                    continue
             yield _to_item(record, location, source, spec, template, text_field)
         if count == 0:
             yield Reject(location=str(path), reason="empty file: no records")
 
 
-def _detect_text_field(record: dict[str, Any], path: Path) -> str:
-    for name in TEXT_FIELDS:
-        if name in record:
-            return name
-    raise InputError(
-        f"{path}: no text field found (looked for {', '.join(TEXT_FIELDS)}; record has "
-        f"{', '.join(list(record)[:12])}); pass --text-field or --template"
-    )
+def _find_text_field(record: dict[str, Any]) -> str | None:
+    return next((name for name in TEXT_FIELDS if name in record), None)
+
+
+def _no_text_field(record: dict[str, Any], location: str) -> Reject:
+    raw = json.dumps(record, ensure_ascii=False, default=str)[:_RAW_EXCERPT]
+    return Reject(location=location, field="text", raw=raw,
+                  reason=f"no text field (looked for {', '.join(TEXT_FIELDS)}; the record has "
+                         f"{', '.join(list(record)[:12]) or 'no fields'}); pass --text-field or --template")
+
+
+def _stem(path: Path) -> str:
+    """``HumanEval.jsonl.gz`` -> ``HumanEval``."""
+    name = path.name
+    for suffix in COMPRESSED:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)].rsplit(".", 1)[0]
+    return path.stem
 
 
 def _to_item(
@@ -137,6 +152,13 @@ def _records(path: Path) -> Iterator[tuple[str, dict[str, Any] | Reject]]:
     if path.is_dir():
         yield from _arrow_dir(path)
         return
+    lower = path.name.lower()
+    for suffix, opener in COMPRESSED.items():
+        if lower.endswith(suffix):
+            if not lower[: -len(suffix)].endswith((".jsonl", ".ndjson")):
+                raise InputError(f"{path}: compressed inputs must be JSONL (.jsonl{suffix})")
+            yield from _jsonl(path, opener)
+            return
     suffix = path.suffix.lower()
     readers = {".jsonl": _jsonl, ".ndjson": _jsonl, ".json": _json, ".csv": _csv, ".parquet": _parquet}
     if suffix not in readers:
@@ -146,32 +168,57 @@ def _records(path: Path) -> Iterator[tuple[str, dict[str, Any] | Reject]]:
     yield from readers[suffix](path)
 
 
-def _jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any] | Reject]]:
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            location = f"{path}:{lineno}"
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield location, Reject(
-                    location=location, reason=f"invalid UTF-8 at byte {exc.start} of the line",
-                    raw=raw[:_RAW_EXCERPT].decode("utf-8", "replace"),
-                )
-                continue
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield location, Reject(
-                    location=location, reason=f"invalid JSON ({exc.msg} at column {exc.colno})",
-                    raw=line[:_RAW_EXCERPT],
-                )
-                continue
-            if not isinstance(record, dict):
-                yield location, Reject(location=location, reason="record is not a JSON object", raw=line[:_RAW_EXCERPT])
-                continue
-            yield location, record
+def _open_gz(path: Path) -> BinaryIO:
+    return gzip.open(path, "rb")  # type: ignore[return-value]
+
+
+def _open_zst(path: Path) -> BinaryIO:
+    import zstandard
+
+    return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True))  # noqa: SIM115
+
+
+COMPRESSED: dict[str, Callable[[Path], BinaryIO]] = {".gz": _open_gz, ".zst": _open_zst}
+
+
+def _jsonl(path: Path, opener: Callable[[Path], BinaryIO] | None = None) -> Iterator[
+        tuple[str, dict[str, Any] | Reject]]:
+    try:
+        with (opener(path) if opener else path.open("rb")) as fh:
+            yield from _jsonl_lines(path, fh)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"{path}: unreadable compressed stream ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:
+        if type(exc).__name__ == "ZstdError":
+            raise InputError(f"{path}: unreadable zstd stream ({exc})") from None
+        raise
+
+
+def _jsonl_lines(path: Path, fh: BinaryIO) -> Iterator[tuple[str, dict[str, Any] | Reject]]:
+    for lineno, raw in enumerate(fh, start=1):
+        location = f"{path}:{lineno}"
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield location, Reject(
+                location=location, reason=f"invalid UTF-8 at byte {exc.start} of the line",
+                raw=raw[:_RAW_EXCERPT].decode("utf-8", "replace"),
+            )
+            continue
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield location, Reject(
+                location=location, reason=f"invalid JSON: {exc.msg} (column {exc.colno})",
+                raw=line[:_RAW_EXCERPT],
+            )
+            continue
+        if not isinstance(record, dict):
+            yield location, Reject(location=location, reason="record is not a JSON object", raw=line[:_RAW_EXCERPT])
+            continue
+        yield location, record
 
 
 def _decode(path: Path) -> str:
@@ -190,7 +237,7 @@ def _json(path: Path) -> Iterator[tuple[str, dict[str, Any] | Reject]]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+        raise InputError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
     if isinstance(data, dict) and isinstance(data.get("examples"), list):
         data = data["examples"]
     if not isinstance(data, list):
@@ -267,5 +314,8 @@ def items_from_records(
             yield Reject(location=location, reason="record is not a mapping")
             continue
         if template is None and text_field is None:
-            text_field = _detect_text_field(record, Path(name))
+            text_field = _find_text_field(record)
+            if text_field is None:
+                yield _no_text_field(record, location)
+                continue
         yield _to_item(record, location, source, spec, template, text_field)

@@ -11,8 +11,6 @@ fields (renamed ``input_<name>`` where a name collides). Files are written atomi
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from annotator.atomic import atomic_path
 from annotator.records import Annotation, Reject
 from annotator.taxonomy import Dimension
 
@@ -82,20 +81,13 @@ def _field_array(values: list[Any]) -> pa.Array:
 def write_table(table: pa.Table, path: str | Path) -> Path:
     """Write Parquet (or JSONL for ``*.jsonl``) atomically: temp file in place, then rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         if path.suffix.lower() in {".jsonl", ".ndjson"}:
             with open(tmp, "w", encoding="utf-8") as fh:
                 for row in table.to_pylist():
                     fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
         else:
             pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -116,10 +108,7 @@ def rejects_path(output: str | Path) -> Path:
 
 def write_rejects(rejects: list[Reject], path: Path) -> Path:
     """Write rejected records (location, field, reason, raw excerpt) as JSONL, atomically."""
-    table = pa.Table.from_pylist([r.model_dump() for r in rejects]) if rejects else pa.table({})
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        for row in table.to_pylist():
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        for r in rejects:
+            fh.write(json.dumps(r.model_dump(), ensure_ascii=False) + "\n")
     return path

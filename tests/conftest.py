@@ -12,7 +12,6 @@ from fakellm import FakeServer, start_fake  # noqa: F401  (re-exported for tests
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-SHARED = ROOT.parent / "shared"
 
 
 @pytest.fixture(scope="session")

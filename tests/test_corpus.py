@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import SHARED, write_jsonl
+from conftest import FIXTURES, write_jsonl
 
 from annotator.cli import main
 
@@ -16,29 +16,22 @@ pytest.importorskip("datatrove")
 pytest.importorskip("sklearn")
 zstandard = pytest.importorskip("zstandard")
 
-CORPUS = SHARED / "data" / "corpus"
-TEACHER = SHARED / "data" / "corpus-dev-labels.jsonl"
+CORPUS = FIXTURES / "corpus"  # real documents copied from ../shared/data (see tests/fixtures/README.md)
+TEACHER = FIXTURES / "corpus-dev-labels.jsonl"
 
 
 def read(path):
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
-def gsm8k_docs(n=80):
-    rows = read(SHARED / "data" / "bench" / "gsm8k" / "test.jsonl")[:n]
-    return [{"id": f"gsm8k-{i}", "text": f"{r['question']}\n\n{r['answer']}", "metadata": {"source": "gsm8k"}}
-            for i, r in enumerate(rows)]
-
-
 def make_shards(root: Path) -> Path:
-    """Four good shards in four formats: plain JSONL, JSONL.gz, JSONL.zst and Parquet."""
+    """Four good shards in four formats: plain JSONL, JSONL.gz, JSONL.zst and Parquet (290 documents)."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "wiki.jsonl").write_text((CORPUS / "enwiki_gensim_sample.jsonl").read_text())
+    (root / "wiki.jsonl").write_text((CORPUS / "enwiki.jsonl").read_text())
     with gzip.open(root / "news.jsonl.gz", "wt") as fh:
-        fh.write((CORPUS / "lee_background_news.jsonl").read_text())
-    (root / "cc.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(
-        (CORPUS / "dolma_cc_test_docs.jsonl").read_bytes()))
-    pd.DataFrame(gsm8k_docs()).to_parquet(root / "math.parquet")
+        fh.write((CORPUS / "news.jsonl").read_text())
+    (root / "cc.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress((CORPUS / "cc.jsonl").read_bytes()))
+    pd.DataFrame(read(CORPUS / "gsm8k-solutions.jsonl")).to_parquet(root / "math.parquet")
     return root
 
 
@@ -66,10 +59,10 @@ def test_sample_is_stratified_seeded_and_one_pass(tmp_path):
     sample = read(tmp_path / "s.jsonl")
     assert len(sample) == 60 and len({r["id"] for r in sample}) == 60
     by_source = pd.Series([r["source"] for r in sample]).value_counts().to_dict()
-    # 106 wiki + 300 news + 30 cc + 80 gsm8k = 516 documents, stratified by their source field
-    assert len(by_source) >= 4 and by_source["gsm8k"] == pytest.approx(60 * 80 / 516, abs=1.5)
+    # 60 wiki + 120 news + 30 cc + 80 gsm8k = 290 documents, stratified by their source field
+    assert len(by_source) >= 4 and by_source["gsm8k"] == pytest.approx(60 * 80 / 290, abs=2.5)
     news = next(v for k, v in by_source.items() if k.startswith("Lee 2005"))
-    assert news == pytest.approx(60 * 300 / 516, abs=2.5) and all(v >= 1 for v in by_source.values())
+    assert news == pytest.approx(60 * 120 / 290, abs=2.5) and all(v >= 1 for v in by_source.values())
     again = run("shards", "sample", shards, "-n", 60, "-o", tmp_path / "s2.jsonl", "--seed", 7)
     assert again.exit_code == 0 and read(tmp_path / "s2.jsonl") == sample
     run("shards", "sample", shards, "-n", 60, "-o", tmp_path / "s3.jsonl", "--seed", 8)
@@ -121,7 +114,7 @@ def test_shards_label_mixed_formats_bad_shards_and_resume(tmp_path, model_dir):
     assert "corrupt.jsonl.gz: unreadable" in manifest[str((shards / "corrupt.jsonl.gz").resolve())]["error"]
     assert "lines.jsonl:2: not JSON" in res.output and "truncated.parquet" in res.output
     df = rows(out)
-    assert len(df) == 106 + 300 + 30 + 80 + 3 and df.id.is_unique
+    assert len(df) == 290 + 3 and df.id.is_unique
     assert list(df.columns) == ["id", "domain", "genre", "operation", "content_form", "domain_confidence",
                                 "genre_confidence", "operation_confidence", "content_form_confidence", "labeler",
                                 "taxonomy_version", "status", "error"]
@@ -141,7 +134,7 @@ def test_shards_label_mixed_formats_bad_shards_and_resume(tmp_path, model_dir):
     res = run("shards", "label", shards, "-o", out, "--classifier", model_dir)
     assert res.exit_code == 1 and "(5 already done, 1 run, 0 failed)" in res.output  # lines.jsonl keeps 2 bad records
     df = rows(out)
-    assert len(df) == 106 + 300 + 30 + 80 + 3 + 1 and df.id.is_unique and "fixed" in set(df.id)
+    assert len(df) == 290 + 3 + 1 and df.id.is_unique and "fixed" in set(df.id)
 
 
 def test_same_rows_on_every_executor_and_ray_local_mode(tmp_path, model_dir):
@@ -154,11 +147,11 @@ def test_same_rows_on_every_executor_and_ray_local_mode(tmp_path, model_dir):
         assert res.exit_code == 0, res.output
         outs[name] = rows(tmp_path / name)
     ray.shutdown()
-    assert len(outs["one"]) == 516
+    assert len(outs["one"]) == 290
     pd.testing.assert_frame_equal(outs["one"], outs["two"])
     pd.testing.assert_frame_equal(outs["one"], outs["ray"])
     manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
-    assert manifest["executor"] == "ray" and manifest["totals"]["labeled"] == 516
+    assert manifest["executor"] == "ray" and manifest["totals"]["labeled"] == 290
 
 
 def test_the_classifier_is_a_datatrove_step_in_a_users_pipeline(tmp_path, model_dir):
@@ -175,7 +168,7 @@ def test_the_classifier_is_a_datatrove_step_in_a_users_pipeline(tmp_path, model_
         JsonlWriter(str(tmp_path / "labeled"), output_filename="wiki.jsonl", compression=None),
     ], tasks=1, logging_dir=str(tmp_path / "logs")).run()
     got = {r["id"]: r["metadata"] for r in read(tmp_path / "labeled" / "wiki.jsonl")}
-    assert len(got) == 106
+    assert len(got) == 60
     run("shards", "label", shards / "wiki.jsonl", "-o", tmp_path / "cmd", "--classifier", model_dir)
     for row in rows(tmp_path / "cmd").itertuples():
         assert got[row.id]["genre"] == row.genre and got[row.id]["operation"] == list(row.operation)
@@ -205,7 +198,7 @@ def test_slurm_executor_writes_and_submits_the_job(tmp_path, model_dir, monkeypa
 
 def test_llm_fallback_labels_unsure_documents(tmp_path, model_dir, llm):
     shard = tmp_path / "few.jsonl"
-    shard.write_text("".join(json.dumps(r) + "\n" for r in read(CORPUS / "dolma_cc_test_docs.jsonl")[:12]))
+    shard.write_text("".join(json.dumps(r) + "\n" for r in read(CORPUS / "cc.jsonl")[:12]))
     res = run("shards", "label", shard, "-o", tmp_path / "out", "--classifier", model_dir, "--llm-below", 0.9,
               "--base-url", llm.url, "--model", "m", "--cache-dir", tmp_path / "cache")
     assert res.exit_code == 0, res.output

@@ -1,6 +1,7 @@
 """Slice diagnosis, verdicts, sampling plans and the intervention ledger.
 
-Labels: the 70 real dev samples of ../shared/data/dev-labels.jsonl (as a reviewed table);
+Labels: the 70 real dev samples of ../shared/data/dev-labels.jsonl (copied to tests/fixtures), as a
+reviewed table;
 results: synthetic per-sample outcomes with a planted weakness (seeded).
 """
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import SHARED, write_jsonl
+from conftest import FIXTURES, write_jsonl
 
 from annotator.cli import main
 from annotator.diagnosis.plan import make_plan
@@ -20,8 +21,8 @@ from annotator.diagnosis.results import read_results
 from annotator.errors import InputError
 from annotator.stats import benjamini_hochberg, pass_at_k
 
-DEV = [json.loads(line) for line in (SHARED / "data" / "dev-labels.jsonl").read_text().splitlines()]
-CORPUS = SHARED / "data" / "corpus-dev-labels.jsonl"
+DEV = [json.loads(line) for line in (FIXTURES / "dev-labels.jsonl").read_text().splitlines()]  # = ../shared/data
+CORPUS = FIXTURES / "corpus-dev-labels.jsonl"
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -113,9 +114,37 @@ def test_empty_file_and_unknown_inputs(tmp_path):
 def test_auto_detected_text_field_and_clear_error(tmp_path):
     write_jsonl(tmp_path / "a.jsonl", [{"problem": "p1", "solution": "s"}])
     assert items([tmp_path / "a.jsonl"]).items[0].text == "p1"
-    write_jsonl(tmp_path / "b.jsonl", [{"body": "x"}])
-    with pytest.raises(InputError, match="no text field found.*--text-field"):
-        items([tmp_path / "b.jsonl"])
+    write_jsonl(tmp_path / "b.jsonl", [{"body": "x"}, {"text": "second"}, {"body": "y"}])
+    got = items([tmp_path / "b.jsonl"])  # the first record names its line like any other
+    assert [r.location for r in got.rejects] == [f"{tmp_path / 'b.jsonl'}:1", f"{tmp_path / 'b.jsonl'}:3"]
+    assert got.rejects[0].field == "text" and "no text field (looked for text, input" in got.rejects[0].reason
+    assert "--text-field" in got.rejects[0].reason and [i.text for i in got.items] == ["second"]
+
+
+def test_compressed_jsonl_inputs(tmp_path):
+    import gzip
+
+    import zstandard
+
+    records = [{"question": f"q{i}"} for i in range(3)] + [{"question": ""}]
+    with gzip.open(tmp_path / "HumanEval.jsonl.gz", "wt") as fh:
+        fh.write("".join(json.dumps(r) + "\n" for r in records))
+    zst = [{"question": f"z{i}"} for i in range(3)] + [{"question": ""}]
+    (tmp_path / "b.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(
+        "".join(json.dumps(r) + "\n" for r in zst).encode()))
+    got = items([tmp_path / "HumanEval.jsonl.gz", tmp_path / "b.jsonl.zst"])
+    assert [i.text for i in got.items] == ["q0", "q1", "q2", "z0", "z1", "z2"]
+    assert {i.source for i in got.items} == {"HumanEval", "b"}
+    names = ("HumanEval.jsonl.gz", "b.jsonl.zst")
+    assert [r.location for r in got.rejects] == [f"{tmp_path / name}:4" for name in names]
+    data = (tmp_path / "HumanEval.jsonl.gz").read_bytes()
+    (tmp_path / "cut.jsonl.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="cut.jsonl.gz: unreadable compressed stream"):
+        items([tmp_path / "cut.jsonl.gz"])
+    bench = Path(__file__).resolve().parents[2] / "shared" / "data" / "bench" / "humaneval" / "HumanEval.jsonl.gz"
+    if bench.exists():
+        got = items([bench], text_field="prompt")
+        assert len(got.items) == 164 and got.items[0].source == "HumanEval"
 
 
 def test_items_are_typed_records():

@@ -12,14 +12,13 @@ output JSONL (``id``, ``text``, ``source``, ``shard``, ``metadata``) goes straig
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
+from annotator.atomic import atomic_path
 from annotator.corpus.shards import Doc, ShardError, list_shards, read_shard
 from annotator.errors import InputError
 
@@ -97,12 +96,9 @@ def sample_shards(inputs: list[str | Path], n: int, output: str | Path, *, seed:
         picked += [{"id": d.id, "text": d.text, "source": d.source or key, "shard": shard, "metadata": d.metadata}
                    for d, shard in sorted(chosen, key=lambda pair: (pair[1], pair[0].line))]
     out = Path(output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         for rec in picked:
             fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
-    os.replace(tmp, out)
     strata = {k: {"documents": seen[k], "sampled": quota[k]} for k in sorted(seen)}
     return SampleResult(output=str(out), shards=len(shards), documents=total, sampled=len(picked), strata=strata,
                         skipped_records=skipped, failed_shards=failed)
