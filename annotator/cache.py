@@ -2,7 +2,10 @@
 
 The key covers everything that changes an answer: model, messages, response schema, sampling
 params, taxonomy and prompt versions, and the vote index. Only validated answers are stored,
-so failures are retried on the next run. Code is never fingerprinted.
+so failures are retried on the next run, and every answer read back is validated again by the
+tagging stage (one that no longer validates is dropped and asked again). A cache database that
+is not one (garbage, truncated) is moved aside with a warning and rebuilt; an unwritable cache
+directory stops the run before any request. Code is never fingerprinted.
 """
 
 from __future__ import annotations
@@ -10,6 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
+import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -44,16 +50,51 @@ class AnswerCache:
         self.directory = Path(directory) if directory else None
         self._cache: diskcache.Cache | None = None
         if self.directory is not None:
+            self._cache = self._open(self.directory)
+
+    @staticmethod
+    def _open(directory: Path) -> diskcache.Cache:
+        """Open the cache; a database that is not one (garbage, truncated) is moved aside and rebuilt."""
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            probe = directory / f".write-probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError(f"{directory}: the answer cache is not writable ({exc.strerror}); fix its "
+                              "permissions, pass --cache-dir elsewhere, or --no-cache") from None
+        for attempt in (1, 2):
             try:
-                self._cache = diskcache.Cache(str(self.directory), size_limit=2**34)
-            except OSError as exc:
-                raise ConfigError(f"{self.directory}: cannot open cache: {exc}") from exc
+                cache = diskcache.Cache(str(directory), size_limit=2**34)
+                cache.get("__probe__")  # reads the database: garbage fails here, not mid-run
+                return cache
+            except (sqlite3.DatabaseError, OSError) as exc:
+                if attempt == 2:
+                    raise ConfigError(f"{directory}: cannot open the answer cache ({exc}); remove it or pass "
+                                      "--cache-dir elsewhere") from None
+                broken = directory / f"cache.db.broken-{time.strftime('%Y%m%d-%H%M%S')}"
+                for suffix in ("", "-wal", "-shm"):
+                    db = directory / f"cache.db{suffix}"
+                    if db.exists():
+                        db.rename(Path(f"{broken}{suffix}"))
+                warnings.warn(f"{directory}/cache.db was not a readable cache ({exc}); moved it to {broken} "
+                              "and started an empty cache (answers it held will be asked again)", stacklevel=2)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def get(self, key: str) -> dict[str, Any] | None:
-        """The stored answer, or None."""
+        """The stored answer, or None (an unreadable entry counts as absent)."""
         if self._cache is None:
             return None
-        return self._cache.get(key)
+        try:
+            value = self._cache.get(key)
+        except Exception:  # noqa: BLE001 - a damaged entry (pickle, sqlite) is a miss, asked again
+            return None
+        return value if isinstance(value, dict) else None
+
+    def delete(self, key: str) -> None:
+        """Drop an entry (e.g. one that no longer validates)."""
+        if self._cache is not None:
+            self._cache.delete(key)
 
     def set(self, key: str, answer: dict[str, Any]) -> None:
         """Store a validated answer."""

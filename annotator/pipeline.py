@@ -7,6 +7,7 @@ stops a run that would otherwise pay for half a file.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ from annotator.cache import AnswerCache, default_cache_dir
 from annotator.config import Settings, api_key, effective, load_settings
 from annotator.errors import BadRecordsError, ConfigError, InputError
 from annotator.fewshot import candidate_picker, default_pool_path, example_picker, load_pool, pool_fingerprint
+from annotator.guards import check_outputs, output_lock
 from annotator.llm import EndpointConfig, LLMClient
 from annotator.prompts import Example, PromptSet
 from annotator.records import Annotation, Item, Reject
@@ -54,20 +56,34 @@ class Collected:
 
 
 def collect(stream: Iterable[Item | Reject]) -> Collected:
-    """Split the source stage's output; keep the first item of each id."""
+    """Split the source stage's output; keep the first item of each id.
+
+    A repeated id with the same text is a duplicate (reported, the first kept); a repeated id
+    whose text differs is a bad record: ``file:line: field 'id': duplicate id with different
+    content`` — silently dropping it would lose a sample.
+    """
     items: list[Item] = []
     rejects: list[Reject] = []
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, str]] = {}
     dupes: list[str] = []
     for rec in stream:
         if isinstance(rec, Reject):
             rejects.append(rec)
         elif rec.id in seen:
-            dupes.append(rec.id)
+            first, digest = seen[rec.id]
+            if digest == _digest(rec.text):
+                dupes.append(rec.id)
+            else:
+                rejects.append(Reject(location=rec.location, field="id", raw=rec.text[:200],
+                                      reason=f"duplicate id {rec.id!r} with different content (first at {first})"))
         else:
-            seen[rec.id] = rec.location
+            seen[rec.id] = (rec.location, _digest(rec.text))
             items.append(rec)
     return Collected(items, rejects, dupes)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def check_rejects(collected: Collected, on_bad_record: OnBad) -> None:
@@ -133,6 +149,12 @@ def run(
     """Label collected items and write the outputs; return annotations, summary and table."""
     started = time.perf_counter()
     settings = effective(settings)
+    if settings.items_per_request > 1 and (settings.fewshot or settings.candidates):
+        raise ConfigError("--items-per-request > 1 cannot carry retrieved examples (--fewshot) or candidate "
+                          "restrictions (--candidates), which are per item: use one of them (set --fewshot 0 "
+                          "--candidates 0 to batch)")
+    if output and not dry_run:
+        check_outputs(output)
     taxonomy, prompts, picker, restrictor = _taxonomy_and_prompts(settings)
     prices = load_prices(settings.prices_file, settings.prices)
     summary = Summary(items=len(collected.items), rejected=len(collected.rejects),
@@ -214,9 +236,12 @@ def label_files(
     **kwargs: Any,
 ) -> Summary:
     """Read files, label their items, write the table and summary (``annotator label``)."""
-    collected = collect(read_items(paths, spec))
-    check_rejects(collected, on_bad_record)
-    return run(collected, settings, output=output, **kwargs)[1]
+    if output is not None and not kwargs.get("dry_run"):
+        check_outputs(output)
+    with output_lock(None if kwargs.get("dry_run") else output):
+        collected = collect(read_items(paths, spec))
+        check_rejects(collected, on_bad_record)
+        return run(collected, settings, output=output, **kwargs)[1]
 
 
 def label(

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from tqdm import tqdm
 
 from annotator.accounting import Price
@@ -153,6 +153,14 @@ class Tagger:
             self._restricted[key] = model
         return model
 
+    def _still_valid(self, item: Item, answer: dict[str, Any]) -> bool:
+        """A cached answer is used only if it validates against today's answer model."""
+        try:
+            self._model_for(item).model_validate(answer)
+        except (ValidationError, TypeError):
+            return False
+        return True
+
     def _messages(self, items: list[Item]) -> list[dict[str, str]]:
         if len(items) == 1 and items[0].id in self._user:
             return [{"role": "system", "content": self.prompts.system},
@@ -176,6 +184,9 @@ class Tagger:
             for vote in range(self.options.votes):
                 key = self._key(item, vote)
                 hit = self.cache.get(key)
+                if hit is not None and not self._still_valid(item, hit):
+                    self.cache.delete(key)
+                    hit = None
                 if hit is not None:
                     state.answers[item.id][vote] = hit
                     state.from_cache[item.id] = state.from_cache.get(item.id, 0) + 1

@@ -1,0 +1,108 @@
+"""Never waste paid work: checks before spending, a broken cache, concurrent runs, duplicate ids."""
+
+import fcntl
+import json
+import os
+import stat
+import warnings
+
+import diskcache
+import pandas as pd
+from click.testing import CliRunner
+from conftest import FIXTURES, write_jsonl
+
+from annotator.cli import main
+
+
+def label(llm, *args, input_path=None):
+    args = [str(input_path or FIXTURES / "gsm8k-10.jsonl"), *map(str, args), "--base-url", llm.url, "--model", "m"]
+    return CliRunner().invoke(main, ["label", *args])
+
+
+def test_unwritable_outputs_stop_before_any_request(llm, tmp_path):
+    (tmp_path / "a-dir.parquet").mkdir()
+    res = label(llm, "-o", tmp_path / "a-dir.parquet")
+    assert res.exit_code == 2 and "is a directory" in res.output
+    (tmp_path / "file").write_text("x")
+    res = label(llm, "-o", tmp_path / "file" / "out.parquet")
+    assert res.exit_code == 2 and "cannot create the output folder" in res.output
+    (tmp_path / "summary-dir.parquet.summary.json").mkdir()
+    res = label(llm, "-o", tmp_path / "summary-dir.parquet")
+    assert res.exit_code == 2 and "summary.json: exists and cannot be replaced" in res.output
+    assert llm.log() == []  # nothing was spent
+
+
+def test_skip_bad_records_into_a_folder_that_does_not_exist_yet(llm, tmp_path):
+    rows = [{"question": "ok?"}, {"question": ""}]
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    res = label(llm, "-o", tmp_path / "new" / "deeper" / "out.parquet", "--on-bad-record", "skip",
+                input_path=tmp_path / "in.jsonl")
+    assert res.exit_code == 0, res.output
+    rejects = (tmp_path / "new" / "deeper" / "out.parquet.rejects.jsonl").read_text().splitlines()
+    assert len(rejects) == 1 and json.loads(rejects[0])["reason"] == "empty text"
+
+
+def test_a_second_run_on_the_same_output_refuses(llm, tmp_path):
+    out = tmp_path / "out.parquet"
+    with open(f"{out}.lock", "a+") as held:  # another live run holds the output
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("pid 4242")
+        held.flush()
+        res = label(llm, "-o", out)
+        assert res.exit_code == 2 and "being written by another run (pid 4242)" in res.output
+    assert llm.log() == []
+    res = label(llm, "-o", out)  # released (as after kill -9 of the holder): runs
+    assert res.exit_code == 0 and len(pd.read_parquet(out)) == 10
+
+
+def test_duplicate_id_with_different_content_is_a_bad_record(llm, tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "question": "one"}, {"id": "a", "question": "one"},
+                                        {"id": "a", "question": "two"}])
+    res = label(llm, "-o", tmp_path / "out.parquet", "--id-field", "id", input_path=tmp_path / "in.jsonl")
+    assert res.exit_code == 2
+    assert f"{tmp_path / 'in.jsonl'}:3: field 'id': duplicate id 'a' with different content (first at " in res.output
+    assert llm.log() == []
+
+
+def test_a_garbage_cache_is_moved_aside_and_rebuilt(llm, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "cache.db").write_bytes(b"this is not a sqlite database" * 100)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = label(llm, "-o", tmp_path / "out.parquet", "--cache-dir", cache)
+    assert res.exit_code == 0, res.output
+    assert any("was not a readable cache" in str(w.message) for w in caught)
+    assert list(cache.glob("cache.db.broken-*")) and len(llm.log()) == 10
+    llm.reset()
+    assert label(llm, "-o", tmp_path / "again.parquet", "--cache-dir", cache).exit_code == 0
+    assert llm.log() == []  # the rebuilt cache works
+
+
+def test_a_cached_answer_that_no_longer_validates_is_asked_again(llm, tmp_path):
+    cache = tmp_path / "cache"
+    assert label(llm, "-o", tmp_path / "out.parquet", "--cache-dir", cache).exit_code == 0
+    with diskcache.Cache(str(cache)) as dc:
+        for key in list(dc.iterkeys()):
+            dc[key] = {**dc[key], "background": "not_a_label"}
+    llm.reset()
+    res = label(llm, "-o", tmp_path / "again.parquet", "--cache-dir", cache)
+    assert res.exit_code == 0 and len(llm.log()) == 10
+    df = pd.read_parquet(tmp_path / "again.parquet")
+    assert (df.status == "ok").all() and "not_a_label" not in set(df.background)
+
+
+def test_batching_refuses_per_item_examples(llm, tmp_path):
+    res = label(llm, "-o", tmp_path / "out.parquet", "--items-per-request", 4, "--fewshot", 1)
+    assert res.exit_code == 2 and "--items-per-request > 1 cannot carry retrieved examples" in res.output
+    assert llm.log() == []
+
+
+def test_outputs_follow_the_umask(llm, tmp_path):
+    old = os.umask(0o022)
+    try:
+        assert label(llm, "-o", tmp_path / "out.parquet").exit_code == 0
+    finally:
+        os.umask(old)
+    for name in ("out.parquet", "out.parquet.summary.json"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644, name
