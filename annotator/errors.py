@@ -48,7 +48,15 @@ class TransportError(LLMError):
     """The endpoint could not be reached or kept failing after all transport retries."""
 
 
-class AuthError(LLMError):
+class EndpointError(LLMError):
+    """The endpoint cannot serve this run (refused, unknown host, TLS, 404, not a chat API): no retry can help.
+
+    Raised by the first requests (the probe) it stops the run before the rest are sent (exit 2);
+    repeated mid-run it trips the circuit breaker.
+    """
+
+
+class AuthError(EndpointError):
     """The endpoint refused the credentials (401/403); retrying cannot help."""
 
 

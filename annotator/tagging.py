@@ -21,8 +21,9 @@ from pydantic import BaseModel, ValidationError
 from tqdm import tqdm
 
 from annotator.accounting import Price
+from annotator.breaker import Breaker, permanent
 from annotator.cache import AnswerCache, request_key
-from annotator.errors import AuthError, LLMError
+from annotator.errors import EndpointError, LLMError
 from annotator.llm import LLMClient, parameter_fingerprint
 from annotator.prompts import Example, PromptSet
 from annotator.records import Annotation, Item
@@ -126,6 +127,7 @@ class Tagger:
         }
         self.cached_items = 0
         self.budget_stopped = False
+        self.breaker = Breaker()
         self._user: dict[str, str] = {}  # rendered single-item user messages, by item id
 
     # ---- cache keys -------------------------------------------------------------------------
@@ -213,11 +215,28 @@ class Tagger:
         bar = tqdm(total=len(pending), disable=not self.options.progress, unit="item",
                    desc="labeling", dynamic_ncols=True)
         inflight = [0]
-        fatal: list[BaseException] = []
+
+        def done(unit: _Unit) -> None:
+            bar.update(sum(1 for it in unit.items if state.answers[it.id][unit.vote] is not None
+                           or it.id in state.errors))
+
+        # the probe: the first unit goes alone; an endpoint that cannot serve (refused, unknown host,
+        # TLS, 401/403, 404, not a chat API) stops the run here, before the rest is sent
+        first = queue.get_nowait()
+        try:
+            await self._do_unit(first, keys, state, queue)
+        except BaseException:
+            bar.close()
+            raise
+        done(first)
 
         async def worker() -> None:
-            while not queue.empty() and not fatal:
+            while not queue.empty():
                 unit = queue.get_nowait()
+                if self.breaker.reason is not None:
+                    for item in unit.items:
+                        state.errors.setdefault(item.id, f"not labeled: {self.breaker.reason}")
+                    continue
                 if self._over_budget(inflight[0]):
                     self.budget_stopped = True
                     for item in unit.items:
@@ -226,20 +245,19 @@ class Tagger:
                 inflight[0] += len(unit.items)
                 try:
                     await self._do_unit(unit, keys, state, queue)
-                except AuthError as exc:
-                    fatal.append(exc)
+                except EndpointError as exc:  # mid-run: an item failure that feeds the breaker
+                    for item in unit.items:
+                        state.errors[item.id] = f"{type(exc).__name__}: {exc}"
+                    self.breaker.failure(f"{type(exc).__name__}: {exc}", permanent=True)
                 finally:
                     inflight[0] -= len(unit.items)
-                bar.update(sum(1 for it in unit.items if state.answers[it.id][unit.vote] is not None
-                               or it.id in state.errors))
+                done(unit)
 
         workers = [asyncio.create_task(worker()) for _ in range(max(1, self.options.concurrency))]
         try:
             await asyncio.gather(*workers)
         finally:
             bar.close()
-        if fatal:
-            raise fatal[0]
 
     def _over_budget(self, inflight_items: int) -> bool:
         if self.options.max_cost is None or self.price is None:
@@ -260,18 +278,21 @@ class Tagger:
             item = unit.items[0]
             try:
                 answer = await self.client.complete(self._messages([item]), self._model_for(item), **kwargs)
-            except AuthError:
+            except EndpointError:
                 raise
             except LLMError as exc:
-                state.errors[item.id] = f"{type(exc).__name__}: {exc}"
+                reason = f"{type(exc).__name__}: {exc}"
+                state.errors[item.id] = reason
+                self.breaker.failure(reason, permanent=permanent(exc))
                 return
+            self.breaker.success()
             self._store(item, unit.vote, answer.model_dump(mode="json"), keys, state)
             return
         assert self.batch_model is not None
         try:
             answer = await self.client.complete(self._messages(unit.items), self.batch_model, **kwargs)
             entries = {e.id: e.model_dump(mode="json", exclude={"id"}) for e in answer.items}
-        except AuthError:
+        except EndpointError:
             raise
         except LLMError:
             entries = {}

@@ -119,6 +119,10 @@ class FakeLLM:
             entry["status"] = "dropped"
             request.transport.close()
             raise ConnectionResetError("dropped by rule")
+        if rule and "raw" in rule:  # a server that is not a chat API (an HTML page, "{}")
+            entry["status"] = rule.get("raw_status", 200)
+            return web.Response(text=rule["raw"], status=entry["status"],
+                                content_type=rule.get("content_type", "text/html"))
         if rule and rule.get("status"):
             entry["status"] = rule["status"]
             return web.json_response({"error": {"message": "scripted failure", "type": "scripted"}},

@@ -106,3 +106,66 @@ def test_outputs_follow_the_umask(llm, tmp_path):
         os.umask(old)
     for name in ("out.parquet", "out.parquet.summary.json"):
         assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644, name
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def many(tmp_path, n=200):
+    return write_jsonl(tmp_path / "many.jsonl", [{"question": f"item {i}: how much?"} for i in range(n)])
+
+
+def run_with(base_url, tmp_path, *extra):
+    import time
+
+    started = time.perf_counter()
+    res = CliRunner().invoke(main, ["label", str(many(tmp_path)), "-o", str(tmp_path / "o.parquet"),
+                                    "--base-url", base_url, "--model", "m", *map(str, extra)])
+    return res, time.perf_counter() - started
+
+
+def test_a_refused_connection_stops_the_run_in_seconds_and_names_the_url(tmp_path):
+    port = free_port()
+    res, seconds = run_with(f"http://user:s3cret@127.0.0.1:{port}/v1", tmp_path)
+    assert res.exit_code == 2 and seconds < 15, (res.output, seconds)
+    assert f"connection refused: http://***@127.0.0.1:{port}/v1" in res.output and "s3cret" not in res.output
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_404_and_non_chat_answers_stop_after_the_probe(llm, tmp_path):
+    res, _ = run_with(f"{llm.url.rsplit('/v1', 1)[0]}/wrong/v1", tmp_path)
+    assert res.exit_code == 2 and "answered 404" in res.output and "unknown model 'm' or wrong path" in res.output
+    for raw, content_type in (("<html><body>Welcome to nginx!</body></html>", "text/html"), ("{}", "application/json")):
+        llm.reset()
+        llm.rules([{"match": "", "raw": raw, "content_type": content_type}])
+        res, _ = run_with(llm.url, tmp_path)
+        assert res.exit_code == 2 and "is not a chat completion" in res.output, res.output
+        assert len(llm.log()) == 1  # the probe only: the other 199 items were never sent
+
+
+def test_the_circuit_breaker_stops_a_repeating_permanent_error(llm, tmp_path):
+    llm.rules([{"match": "item 0:", "times": 1}, {"match": "", "status": 400}])  # the probe succeeds, then 400s
+    res, _ = run_with(llm.url, tmp_path, "--concurrency", 2)
+    assert res.exit_code == 1, res.output
+    assert len(llm.log()) <= 1 + 5 + 2  # probe + the streak that opened it + requests already in flight
+    df = pd.read_parquet(tmp_path / "o.parquet")
+    stopped = df[df.error.fillna("").str.startswith("not labeled: stopped after 5 identical errors: TransportError: "
+                                                    "HTTP 400")]
+    assert (df.status == "ok").sum() == 1 and len(stopped) >= 190
+    llm.reset()  # the endpoint is fixed: a rerun labels exactly the rest
+    res, _ = run_with(llm.url, tmp_path, "--concurrency", 8)
+    assert res.exit_code == 0 and len(llm.log()) == 199
+
+
+def test_credentials_in_the_base_url_never_reach_outputs(llm, tmp_path):
+    port = llm.url.split(":")[2].split("/")[0]
+    res, _ = run_with(f"http://user:s3cret@127.0.0.1:{port}/v1", tmp_path)
+    assert res.exit_code == 0 and "s3cret" not in res.output
+    assert "s3cret" not in (tmp_path / "o.parquet.summary.json").read_text()
+    assert set(pd.read_parquet(tmp_path / "o.parquet").labeler) == {f"127.0.0.1:{port}:m"}
+    assert {e["auth"] for e in llm.log()} == {"Basic d"}  # the URL's credentials went as HTTP Basic auth

@@ -40,10 +40,17 @@ from instructor.v2.core.registry import mode_registry
 from instructor.v2.validation.async_validators import reject_async_validators
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ValidationError
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    retry_if_exception_type,
+    stop_after_attempt,
+)
 
 from annotator.accounting import Counters
-from annotator.errors import AuthError, ResponseError, TransportError
+from annotator.errors import EndpointError
+from annotator.llm.translate import hard_connection_error, redact, retry_after, translate, url_credentials
 
 logging.getLogger("instructor").addHandler(logging.NullHandler())
 logging.getLogger("instructor").propagate = False
@@ -95,23 +102,6 @@ class EndpointConfig:
         return f"{provider}:{self.model}"
 
 
-def _retry_after(exc: BaseException) -> float | None:
-    response = getattr(exc, "response", None)
-    if response is None:
-        return None
-    value = response.headers.get("retry-after-ms")
-    if value:
-        try:
-            return float(value) / 1000.0
-        except ValueError:
-            pass
-    value = response.headers.get("retry-after")
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
-
-
 class LLMClient:
     """Async structured-output client for one endpoint.
 
@@ -129,12 +119,14 @@ class LLMClient:
             http_client = openai.DefaultAioHttpClient(timeout=config.timeout, limits=limits)
         except RuntimeError:  # aiohttp extra missing: the SDK's default transport
             http_client = None
+        base_url, headers = url_credentials(config.base_url, config.api_key)
         self._openai = openai.AsyncOpenAI(
-            base_url=config.base_url,
+            base_url=base_url,
             api_key=config.api_key or "not-needed",
             max_retries=0,
             timeout=config.timeout,
             http_client=http_client,
+            default_headers=headers,
         )
         if config.mode not in _MODES:
             raise ValueError(f"unknown mode {config.mode!r}; choose from {', '.join(_MODES)}")
@@ -148,7 +140,7 @@ class LLMClient:
 
     def _backoff(self, exc: BaseException | None, retry: int) -> float:
         """``Retry-After`` when the server gave one, else exponential backoff with jitter."""
-        hinted = _retry_after(exc) if exc is not None else None
+        hinted = retry_after(exc) if exc is not None else None
         if hinted is not None:
             return hinted + random.uniform(0, 0.1)
         ceiling = min(self.config.backoff_max, self.config.backoff_base * 2 ** (retry - 1))
@@ -170,7 +162,15 @@ class LLMClient:
         try:  # pydantic-core validation is ~10x cheaper than the SDK's generic construct
             response = ChatCompletion.model_validate_json(raw.content)
         except ValidationError:  # lenient servers (missing or odd fields): the SDK's way
-            response = ChatCompletion.construct(**json.loads(raw.content))
+            try:
+                data = json.loads(raw.content)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                data = None
+            if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+                raise EndpointError(f"{redact(self.config.base_url)} answered HTTP {raw.status_code} with something "
+                                    f"that is not a chat completion ({raw.content[:80]!r}); is --base-url the "
+                                    "OpenAI-compatible /v1 root?") from None
+            response = ChatCompletion.construct(**data)
         usage = getattr(response, "usage", None)
         if usage is not None:
             self.counters.prompt_tokens += usage.prompt_tokens or 0
@@ -188,12 +188,13 @@ class LLMClient:
         try:  # fast path: no retry machinery unless something fails
             return await self._send(body)
         except _TRANSIENT as first:
-            if self.config.transport_retries < 1:
+            if self.config.transport_retries < 1 or hard_connection_error(first):
                 raise
             self.counters.retries += 1
             await asyncio.sleep(self._backoff(first, 1))
-        retrying = AsyncRetrying(stop=stop_after_attempt(self.config.transport_retries),
-                                 retry=retry_if_exception_type(_TRANSIENT), wait=self._wait,
+        retryable = retry_if_exception_type(_TRANSIENT) & retry_if_exception(lambda e: not hard_connection_error(e))
+        retrying = AsyncRetrying(stop=stop_after_attempt(self.config.transport_retries), retry=retryable,
+                                 wait=self._wait,
                                  before_sleep=self._count_retry, reraise=True)
         async for attempt in retrying:
             with attempt:
@@ -256,41 +257,9 @@ class LLMClient:
                 kwargs=kwargs, strict=True,
             )
         except InstructorRetryException as exc:
-            raise _translate(exc.__cause__ or exc) from None
+            raise translate(exc.__cause__ or exc, self.config) from None
         except Exception as exc:  # instructor/openai raise many types; translate every one
-            raise _translate(exc) from None
-
-
-def _translate(exc: BaseException) -> Exception:
-    if isinstance(exc, (AuthError, TransportError, ResponseError)):
-        return exc
-    if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
-        return AuthError(f"endpoint refused the credentials ({exc.status_code})")
-    if isinstance(exc, openai.APIStatusError):
-        return TransportError(f"HTTP {exc.status_code}: {_short(exc.message)}")
-    if isinstance(exc, openai.APITimeoutError):
-        return TransportError("request timed out")
-    if isinstance(exc, openai.APIConnectionError):
-        return TransportError(f"connection failed: {_short(str(exc.__cause__ or exc))}")
-    if isinstance(exc, ValidationError):
-        return ResponseError(f"invalid answer: {_validation_summary(exc)}")
-    return ResponseError(f"invalid answer: {_short(str(exc))}")
-
-
-def _validation_summary(exc: ValidationError) -> str:
-    """``task_type='dancing' is not a taxonomy label; ...`` (short, one line)."""
-    parts = []
-    for err in exc.errors()[:4]:
-        where = ".".join(str(p) for p in err["loc"]) or "answer"
-        value = repr(err.get("input"))[:60]
-        what = "is not a taxonomy label" if err["type"] == "literal_error" else _short(err["msg"], 80)
-        parts.append(f"{where}={value} {what}" if err["type"] != "missing" else f"{where} missing")
-    return "; ".join(parts)
-
-
-def _short(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+            raise translate(exc, self.config) from None
 
 
 def parameter_fingerprint(config: EndpointConfig) -> dict[str, Any]:
