@@ -64,6 +64,21 @@ def clip(text: str, max_chars: int) -> str:
     return f"{text[:keep]}\n[... {cut} characters omitted ...]\n{text[-keep:]}"
 
 
+def fence(text: str, name: str = "SAMPLE") -> str:
+    """A boundary line the text cannot contain: ``==== SAMPLE <content hash> ====``.
+
+    The item goes between two identical fence lines, so nothing inside it (a fake closing tag,
+    "ignore previous instructions", a fake JSON answer) can end the data block. The hash is of the
+    text itself, so the request, and its cache key, stay deterministic.
+    """
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    for size in (12, 24, 64):
+        line = f"==== {name} {digest[:size]} ===="
+        if line not in text:
+            return line
+    return f"==== {name} {digest} {len(text)} ===="  # pragma: no cover - a text quoting its own hash
+
+
 @dataclass(frozen=True)
 class Example:
     """A labeled example shown in the system prompt (few-shot)."""
@@ -143,15 +158,16 @@ class PromptSet:
     def item_message(self, item: Item, examples: tuple[Example, ...] = ()) -> str:
         """The user message for one item, after its retrieved examples (if any)."""
         name = self._names[1]
-        shown = [{"text": e.text, "labels": e.labels} for e in examples]
-        return render(self._template(name), name, text=clip(item.text, self.max_chars), id=item.id,
-                      examples=shown)
+        shown = [{"text": e.text, "labels": e.labels, "fence": fence(e.text, "EXAMPLE")} for e in examples]
+        text = clip(item.text, self.max_chars)
+        return render(self._template(name), name, text=text, fence=fence(text), id=item.id, examples=shown)
 
     def batch_message(self, items: list[Item]) -> str:
         """The user message for several items labeled in one request."""
         name = self._names[2]
         per_item = max(500, self.max_chars // max(1, len(items)))
-        entries = [{"id": it.id, "text": clip(it.text, per_item)} for it in items]
+        entries = [{"id": it.id, "text": text, "fence": fence(text)} for it in items
+                   for text in [clip(it.text, per_item)]]
         unit = self.taxonomy.kinds[self.kind].unit
         return render(self._template(name), name, items=entries, unit=unit)
 

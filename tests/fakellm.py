@@ -34,7 +34,7 @@ from typing import Any
 
 from aiohttp import web
 
-ITEM_ID = re.compile(r'<item id="([^"]+)">')
+ITEM_ID = re.compile(r'^id: (\S+)$', re.M)
 
 
 def _choose(options: list[Any], seed: str) -> Any:

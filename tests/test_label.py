@@ -179,8 +179,8 @@ def test_items_per_request_batches_and_retries_missing_alone(llm, tmp_path):
                 extra=["--items-per-request", "4", "--id-field", "id"])
     assert res.exit_code == 0, res.output
     log = llm.log()
-    batches = [e for e in log if 'item id="' in e["user"]]
-    singles = [e for e in log if 'item id="' not in e["user"]]
+    batches = [e for e in log if "\nid: item-" in e["user"]]
+    singles = [e for e in log if "\nid: item-" not in e["user"]]
     assert len(batches) == 2 and len(singles) == 1 and "item-5:" in singles[0]["user"]
     assert (pd.read_parquet("out.parquet").status == "ok").all()
 
