@@ -17,3 +17,15 @@ def resource_path(name: str) -> Path:
     if bundled.is_dir():
         return bundled
     return _PACKAGE.parent / name
+
+
+def guidelines_dir() -> Path:
+    """Where ``review push`` writes reviewer guidelines by default.
+
+    The repository's ``review/`` in a source checkout (or an editable install); otherwise
+    ``./review`` in the working directory — never inside an installed package.
+    """
+    checkout = _PACKAGE.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "review").is_dir():
+        return checkout / "review"
+    return Path.cwd() / "review"

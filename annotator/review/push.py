@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from annotator.errors import InputError, ReviewError
 from annotator.resolve import primary_question
-from annotator.resources import resource_path
+from annotator.resources import guidelines_dir as default_guidelines_dir
 from annotator.review.connect import connect, guarded
 from annotator.review.layout import QUEUE, dataset_version, settings, write_guidelines
 from annotator.sources import SourceSpec, items_from_records
@@ -227,7 +227,7 @@ def push(
         ordered = _fit(ds, ordered)
     with contextlib.redirect_stderr(io.StringIO()):  # the SDK draws a progress bar per batch
         guarded(url, lambda: ds.records.log(ordered))
-    directory = guidelines_dir or resource_path("review")
+    directory = guidelines_dir or default_guidelines_dir()
     written = write_guidelines(taxonomy, kind, directory)
     return PushResult(dataset=ds.name, workspace=ws, created=created, pushed=len(records),
                       skipped_failed=len(rows) - len(ok), low_confidence=low, audit=audit,
