@@ -101,22 +101,6 @@ def translate(exc: BaseException, config: Any) -> Exception:
     return ResponseError(f"invalid answer: {short(str(exc))}")
 
 
-def _translate(exc: BaseException) -> Exception:
-    if isinstance(exc, (AuthError, TransportError, ResponseError)):
-        return exc
-    if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
-        return AuthError(f"endpoint refused the credentials ({exc.status_code})")
-    if isinstance(exc, openai.APIStatusError):
-        return TransportError(f"HTTP {exc.status_code}: {short(exc.message)}")
-    if isinstance(exc, openai.APITimeoutError):
-        return TransportError("request timed out")
-    if isinstance(exc, openai.APIConnectionError):
-        return TransportError(f"connection failed: {short(str(exc.__cause__ or exc))}")
-    if isinstance(exc, ValidationError):
-        return ResponseError(f"invalid answer: {validation_summary(exc)}")
-    return ResponseError(f"invalid answer: {short(str(exc))}")
-
-
 def validation_summary(exc: ValidationError) -> str:
     """``task_type='dancing' is not a taxonomy label; ...`` (short, one line)."""
     parts = []
