@@ -35,8 +35,24 @@ def sign_in(page, url, user):
     page.wait_for_load_state("networkidle")
 
 
-def shows(page, text):
-    page.get_by_text(text).first.wait_for(timeout=30000)
+def shows(page, text, timeout=60000):
+    page.get_by_text(text).first.wait_for(timeout=timeout)
+
+
+def wait_searchable(url, key, dataset_id, seconds=90):
+    """After a restart the search index is rebuilt; the UI lists records only once it answers."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        r = httpx.post(f"{url}/api/v1/me/datasets/{dataset_id}/records/search", json={},
+                       headers={"X-Argilla-Api-Key": key}, timeout=10)
+        if r.status_code == 200 and r.json().get("items"):
+            return
+        time.sleep(1)
+    raise AssertionError(f"records of {dataset_id} not searchable {seconds} s after the restart")
 
 
 def statuses(path):
@@ -106,6 +122,7 @@ def test_reviewers_submit_correct_and_discard_in_the_ui_and_a_restart_keeps_ever
             monkeypatch.setenv(key, value)
         pull(name, tmp_path / "after-restart.parquet")
         assert statuses(tmp_path / "after-restart.parquet") == before
+        wait_searchable(env2["ARGILLA_API_URL"], env2["ARGILLA_API_KEY"], ds["id"])
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             try:
@@ -113,8 +130,10 @@ def test_reviewers_submit_correct_and_discard_in_the_ui_and_a_restart_keeps_ever
                 sign_in(page, env2["ARGILLA_API_URL"], user)
                 page.goto(res.queue_url.replace(env["ARGILLA_API_URL"], env2["ARGILLA_API_URL"]),
                           wait_until="networkidle")
-                shows(page, "how many apples?")
-                page.screenshot(path=str(ARTIFACTS / "argilla-after-restart.png"))
+                try:
+                    shows(page, "how many apples?", timeout=60000)
+                finally:
+                    page.screenshot(path=str(ARTIFACTS / "argilla-after-restart.png"))
             finally:
                 browser.close()
         # private state: the directory 0700, every file 0600, no secret in a log

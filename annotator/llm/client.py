@@ -1,16 +1,15 @@
-"""The one LLM boundary: the only module that imports ``openai`` and ``instructor``.
-
-Retry layers, each with one owner:
+"""The LLM client: one structured request with its retry layers, each with one owner.
 
 * transport retries (429 honouring ``Retry-After``, 5xx, timeouts, dropped connections) are
-  owned by tenacity here, wrapped around the raw ``chat.completions.create`` call; the openai
-  client's own retries are off (``max_retries=0``);
-* validation re-asks (unparsable or out-of-taxonomy answers) are owned by instructor
-  (``max_retries=reasks``).
+  owned by tenacity here, wrapped around the raw ``chat.completions`` call; the openai client's
+  own retries are off (``max_retries=0``); failures no wait can heal (refused, unknown host,
+  TLS) are not retried;
+* validation re-asks (unparsable or out-of-taxonomy answers) are owned by our short loop in
+  :meth:`LLMClient.complete` (``reasks``), built on public APIs only
+  (:mod:`annotator.llm.structured`).
 
-The response model is wrapped for instructor once per class and its JSON schema is computed
-once, so the per-call path stays lean (see ``benchmarks/label_throughput.py``). Errors leave
-this module as :mod:`annotator.errors` types.
+The schema parts of each response model are built once, so the per-call path stays lean (see
+``benchmarks/label_throughput.py``). Errors leave this package as :mod:`annotator.errors` types.
 """
 
 from __future__ import annotations
@@ -32,12 +31,6 @@ except ImportError:  # pragma: no cover
     from httpx import Limits as _Limits
     from httpx import Response as _RawResponse
 import openai
-from instructor.core import InstructorRetryException
-from instructor.core.exceptions import ResponseParsingError
-from instructor.core.retry import retry_async_v2
-from instructor.v2.core.providers import Provider
-from instructor.v2.core.registry import mode_registry
-from instructor.v2.validation.async_validators import reject_async_validators
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ValidationError
 from tenacity import (
@@ -50,14 +43,21 @@ from tenacity import (
 
 from annotator.accounting import Counters
 from annotator.errors import EndpointError
-from annotator.llm.translate import hard_connection_error, redact, retry_after, translate, url_credentials
+from annotator.llm.structured import AnswerFormatError, Structured
+from annotator.llm.translate import (
+    hard_connection_error,
+    redact,
+    retry_after,
+    translate,
+    url_credentials,
+    validation_summary,
+)
 
 logging.getLogger("instructor").addHandler(logging.NullHandler())
 logging.getLogger("instructor").propagate = False
 
 _MODES = {"json_schema": instructor.Mode.JSON_SCHEMA, "tools": instructor.Mode.TOOLS,
           "json": instructor.Mode.JSON, "md_json": instructor.Mode.MD_JSON}
-_PARSE_ERRORS = (ValidationError, json.JSONDecodeError, ResponseParsingError)  # what instructor re-asks on
 _TRANSIENT = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
               openai.APIConnectionError)
 
@@ -73,7 +73,7 @@ class EndpointConfig:
         mode: ``json_schema`` (structured outputs), ``tools``, ``json`` or ``md_json``.
         timeout: seconds per HTTP request.
         transport_retries: retries after the first attempt for transient failures.
-        reasks: instructor re-asks after an invalid answer.
+        reasks: re-asks after an invalid answer.
         backoff_base: first backoff in seconds (doubles each retry, full jitter).
         backoff_max: cap on one backoff (a longer ``Retry-After`` is still honoured).
         provider: label for the ``labeler`` column; None derives it from ``base_url``.
@@ -131,8 +131,6 @@ class LLMClient:
         if config.mode not in _MODES:
             raise ValueError(f"unknown mode {config.mode!r}; choose from {', '.join(_MODES)}")
         self._request_options: Any = {"security": {"bearer_auth": True}}
-        self._mode = _MODES[config.mode]
-        self._handlers = mode_registry.get_handlers(Provider.OPENAI, self._mode)
 
     async def close(self) -> None:
         """Close the HTTP session."""
@@ -201,13 +199,11 @@ class LLMClient:
                 return await self._send(body)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _instructor_model(self, model: type[BaseModel]) -> type[BaseModel]:
-        wrapped = self._wrapped.get(model)
-        if wrapped is None:
-            reject_async_validators(model)  # once per class, not per call
-            wrapped = instructor.openai_schema(model)
-            self._wrapped[model] = wrapped
-        return wrapped
+    def _structured(self, model: type[BaseModel]) -> Structured:
+        structured = self._wrapped.get(model)
+        if structured is None:  # schema parts built once per model: they are large and never change
+            structured = self._wrapped[model] = Structured.build(model, self.config.mode)
+        return structured
 
     async def complete(
         self,
@@ -220,8 +216,11 @@ class LLMClient:
     ) -> BaseModel:
         """Send one structured request; return the validated answer.
 
+        The re-ask loop is ours (public APIs only, see :mod:`annotator.llm.structured`): an
+        invalid answer is sent back with what was wrong, at most ``reasks`` times.
+
         Raises:
-            AuthError: 401/403 from the endpoint.
+            EndpointError: the endpoint cannot serve (refused, unknown host, TLS, 401/403, 404, not a chat API).
             TransportError: transport failures after every retry, or a 4xx answer.
             ResponseError: the answer stayed invalid after every re-ask.
         """
@@ -232,33 +231,20 @@ class LLMClient:
             params["seed"] = seed
         if self.config.extra_body:
             params["extra_body"] = self.config.extra_body
+        structured = self._structured(response_model)
+        conversation = structured.messages(messages)
         try:
-            # instructor's own request preparation, parser and re-ask loop, entered directly: its
-            # patched ``create`` wrapper re-walks the response model four times per call
-            # (async-validator checks), which costs more CPU than the HTTP call itself. The first
-            # answer is parsed by instructor's parser; only an invalid one enters instructor's
-            # re-ask loop (with the re-ask message instructor builds).
-            model, kwargs = self._handlers.request_handler(
-                response_model=self._instructor_model(response_model),
-                kwargs={"messages": list(messages), **params},
-            )
-            response = await self._raw_create(**kwargs)
-            try:
-                return self._handlers.response_parser(
-                    response=response, response_model=model, validation_context=None, strict=True,
-                    stream=False, is_async=True)
-            except _PARSE_ERRORS as first:
-                if self.config.reasks < 1:
-                    raise
-                kwargs = self._handlers.reask_handler(kwargs=kwargs, response=response, exception=first)
-            return await retry_async_v2(
-                func=self._raw_create, response_model=model, provider=Provider.OPENAI,
-                mode=self._mode, context=None, max_retries=self.config.reasks - 1, args=(),
-                kwargs=kwargs, strict=True,
-            )
-        except InstructorRetryException as exc:
-            raise translate(exc.__cause__ or exc, self.config) from None
-        except Exception as exc:  # instructor/openai raise many types; translate every one
+            for attempt in range(self.config.reasks + 1):
+                response = await self._raw_create(messages=conversation, **structured.params, **params)
+                try:
+                    return structured.parse(response)
+                except (ValidationError, AnswerFormatError) as exc:
+                    if attempt == self.config.reasks:
+                        raise
+                    error = validation_summary(exc) if isinstance(exc, ValidationError) else str(exc)
+                    conversation = structured.reask(conversation, response, error)
+            raise AssertionError("unreachable")  # pragma: no cover
+        except Exception as exc:  # openai and pydantic raise many types; translate every one
             raise translate(exc, self.config) from None
 
 
