@@ -137,6 +137,7 @@ def test_shards_label_mixed_formats_bad_shards_and_resume(tmp_path, model_dir):
     assert len(df) == 290 + 3 + 1 and df.id.is_unique and "fixed" in set(df.id)
 
 
+@pytest.mark.slow
 def test_same_rows_on_every_executor_and_ray_local_mode(tmp_path, model_dir):
     ray = pytest.importorskip("ray")
     shards = make_shards(tmp_path / "shards")
@@ -211,6 +212,7 @@ def test_llm_fallback_labels_unsure_documents(tmp_path, model_dir, llm):
     assert (conf.min(axis=1) >= 0.9).all()
 
 
+@pytest.mark.argilla
 def test_audit_sample_of_classified_shards_goes_to_argilla(tmp_path, model_dir, argilla_server, monkeypatch):
     import uuid
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.argilla, pytest.mark.slow]
 
 
 def test_the_wheel_labels_scores_and_pushes_outside_the_checkout(tmp_path, llm, argilla_server):

@@ -21,7 +21,7 @@ from annotator.store import to_table, write_table
 from annotator.taxonomy import load_taxonomy
 
 # the first test also starts the server (and, on a fresh machine, installs argilla-server)
-pytestmark = pytest.mark.timeout(1500)
+pytestmark = [pytest.mark.timeout(1500), pytest.mark.argilla]
 
 TAX = load_taxonomy()
 DIMS = TAX.dimensions("eval")
