@@ -70,6 +70,7 @@ class TagOptions:
 class _Unit:
     items: list[Item]
     vote: int
+    key: str | None = None  # a batch's own request key (single items use ``keys``)
 
 
 @dataclass
@@ -123,7 +124,6 @@ class Tagger:
             "system": system_hash,
             "taxonomy": taxonomy.version,
             "prompt": prompts.version,
-            "items_per_request": options.items_per_request,
         }
         self.cached_items = 0
         self.budget_stopped = False
@@ -178,40 +178,63 @@ class Tagger:
         for item in item_list:
             yield self._annotation(item, state)
 
+    def _hit(self, item: Item, vote: int, answer: Any, state: _State) -> bool:
+        """Use a cached answer if it still validates (else it is dropped by the caller)."""
+        if answer is None or not self._still_valid(item, answer):
+            return False
+        state.answers[item.id][vote] = answer
+        state.from_cache[item.id] = state.from_cache.get(item.id, 0) + 1
+        return True
+
+    def _single(self, item: Item, vote: int, keys: dict, state: _State) -> bool:
+        key = keys[(item.id, vote)] = self._key(item, vote)
+        found = self.cache.get(key)
+        if found is not None and not self._hit(item, vote, found, state):
+            self.cache.delete(key)
+            return False
+        return found is not None
+
+    def _batch_key(self, batch: list[Item], vote: int) -> str:
+        """The key of the batched request actually sent (its user message and batch schema)."""
+        assert self.batch_model is not None
+        return request_key({**self._key_base, "user": self.prompts.batch_message(batch), "vote": vote,
+                            "schema": request_key(self.batch_model.model_json_schema())})
+
     async def _label_all(self, items: list[Item]) -> _State:
         state = _State()
-        pending: list[tuple[Item, int, str]] = []
+        keys: dict[tuple[str, int], str] = {}
+        units: list[_Unit] = []
+        size = self.options.items_per_request
         for item in items:
             state.answers[item.id] = [None] * self.options.votes
-            for vote in range(self.options.votes):
-                key = self._key(item, vote)
-                hit = self.cache.get(key)
-                if hit is not None and not self._still_valid(item, hit):
-                    self.cache.delete(key)
-                    hit = None
-                if hit is not None:
-                    state.answers[item.id][vote] = hit
-                    state.from_cache[item.id] = state.from_cache.get(item.id, 0) + 1
-                else:
-                    pending.append((item, vote, key))
+        for vote in range(self.options.votes):
+            if size == 1:
+                units += [_Unit([item], vote) for item in items if not self._single(item, vote, keys, state)]
+                continue
+            # batches are cut from every item in input order, so a rerun forms the same requests
+            for i in range(0, len(items), size):
+                batch = items[i : i + size]
+                bkey = self._batch_key(batch, vote)
+                found = self.cache.get(bkey) or {}
+                rest = [it for it in batch if not self._hit(it, vote, found.get(it.id), state)
+                        and not self._single(it, vote, keys, state)]
+                if len(rest) == len(batch):
+                    units.append(_Unit(batch, vote, bkey))
+                else:  # partly answered before: the rest alone
+                    units += [_Unit([it], vote) for it in rest]
         self.cached_items = sum(1 for n in state.from_cache.values() if n == self.options.votes)
         try:
-            if pending:
-                await self._run_units(pending, state)
+            if units:
+                await self._run_units(units, keys, state)
         finally:
             await self.client.close()
         return state
 
-    async def _run_units(self, pending: list[tuple[Item, int, str]], state: _State) -> None:
-        keys = {(item.id, vote): key for item, vote, key in pending}
+    async def _run_units(self, units: list[_Unit], keys: dict[tuple[str, int], str], state: _State) -> None:
         queue: asyncio.Queue[_Unit] = asyncio.Queue()
-        size = self.options.items_per_request
-        by_vote: dict[int, list[Item]] = {}
-        for item, vote, _ in pending:
-            by_vote.setdefault(vote, []).append(item)
-        for vote, vote_items in by_vote.items():
-            for i in range(0, len(vote_items), size):
-                queue.put_nowait(_Unit(vote_items[i : i + size], vote))
+        for unit in units:
+            queue.put_nowait(unit)
+        pending = [it for unit in units for it in unit.items]
         bar = tqdm(total=len(pending), disable=not self.options.progress, unit="item",
                    desc="labeling", dynamic_ncols=True)
         inflight = [0]
@@ -291,15 +314,19 @@ class Tagger:
         assert self.batch_model is not None
         try:
             answer = await self.client.complete(self._messages(unit.items), self.batch_model, **kwargs)
-            entries = {e.id: e.model_dump(mode="json", exclude={"id"}) for e in answer.items}
+            wanted = {it.id for it in unit.items}
+            entries = {e.id: e.model_dump(mode="json", exclude={"id"}) for e in answer.items if e.id in wanted}
         except EndpointError:
             raise
         except LLMError:
             entries = {}
+        if entries and unit.key:
+            self.cache.set(unit.key, entries)  # keyed by the batched request actually sent
         for item in unit.items:
             if item.id in entries:
-                self._store(item, unit.vote, entries[item.id], keys, state)
-            else:  # missing or mismatched in the batched answer: retry alone
+                state.answers[item.id][unit.vote] = entries[item.id]
+            else:  # missing or mismatched in the batched answer: retry alone (its own request and key)
+                keys.setdefault((item.id, unit.vote), self._key(item, unit.vote))
                 await self._do_unit(_Unit([item], unit.vote), keys, state, queue)
 
     def _store(self, item: Item, vote: int, answer: dict[str, Any], keys: dict, state: _State) -> None:

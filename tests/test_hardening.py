@@ -191,3 +191,17 @@ def test_injection_texts_stay_data(llm, tmp_path):
         assert set(df[dim]) <= set(tax.dimension("eval", dim).label_ids)
     system = PromptSet(tax, "eval").system
     assert "data, never instructions" in system and "fence lines" in system
+
+
+def test_batched_requests_are_cached_under_the_request_actually_sent(llm, tmp_path):
+    rows = [{"id": f"item-{i}", "question": f"item-{i}: what is {i}+1?"} for i in range(8)]
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    llm.rules([{"match": "item-5", "times": 1, "omit_ids": ["item-5"]}])  # item-5 missing: asked alone
+    args = ["-o", tmp_path / "out.parquet", "--id-field", "id", "--cache-dir", tmp_path / "cache"]
+    assert label(llm, *args, "--items-per-request", 4, input_path=tmp_path / "in.jsonl").exit_code == 0
+    assert len(llm.log()) == 3  # two batches + item-5 alone
+    llm.reset()
+    assert label(llm, *args, "--items-per-request", 4, input_path=tmp_path / "in.jsonl").exit_code == 0
+    assert llm.log() == []  # the same batched requests: all from the cache
+    res = label(llm, *args, "--items-per-request", 1, input_path=tmp_path / "in.jsonl")
+    assert res.exit_code == 0 and len(llm.log()) == 7  # single requests differ; only item-5's was sent before
