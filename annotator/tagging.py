@@ -14,34 +14,24 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from tqdm import tqdm
 
 from annotator.accounting import Price
 from annotator.breaker import Breaker, permanent
 from annotator.cache import AnswerCache, request_key
 from annotator.errors import EndpointError, LLMError
 from annotator.llm import LLMClient, parameter_fingerprint
+from annotator.pool import Unit as _Unit
+from annotator.pool import WorkState as _State
+from annotator.pool import loop_factory, run_pool
 from annotator.prompts import Example, PromptSet
 from annotator.records import Annotation, Item
 from annotator.response_models import build_batch_model, build_response_model
 from annotator.taxonomy import Taxonomy
 from annotator.votes import combine_votes
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """Uvloop when installed (less CPU per request), else the default asyncio loop."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
-        return None
-    return uvloop.new_event_loop
-
-
-BUDGET_REASON = "not labeled: --max-cost budget reached (a rerun continues)"
 
 
 @dataclass
@@ -64,20 +54,6 @@ class TagOptions:
         if self.temperature is not None:
             return self.temperature
         return 0.0 if self.votes == 1 else 0.7
-
-
-@dataclass
-class _Unit:
-    items: list[Item]
-    vote: int
-    key: str | None = None  # a batch's own request key (single items use ``keys``)
-
-
-@dataclass
-class _State:
-    answers: dict[str, list[dict[str, Any] | None]] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
-    from_cache: dict[str, int] = field(default_factory=dict)
 
 
 class Tagger:
@@ -173,7 +149,7 @@ class Tagger:
     def run(self, items: Iterable[Item]) -> Iterator[Annotation]:
         """Stage: yield one annotation per item, in input order."""
         item_list = list(items)
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
             state = runner.run(self._label_all(item_list))
         for item in item_list:
             yield self._annotation(item, state)
@@ -231,56 +207,12 @@ class Tagger:
         return state
 
     async def _run_units(self, units: list[_Unit], keys: dict[tuple[str, int], str], state: _State) -> None:
-        queue: asyncio.Queue[_Unit] = asyncio.Queue()
-        for unit in units:
-            queue.put_nowait(unit)
-        pending = [it for unit in units for it in unit.items]
-        bar = tqdm(total=len(pending), disable=not self.options.progress, unit="item",
-                   desc="labeling", dynamic_ncols=True)
-        inflight = [0]
+        async def do(unit: _Unit) -> None:
+            await self._do_unit(unit, keys, state)
 
-        def done(unit: _Unit) -> None:
-            bar.update(sum(1 for it in unit.items if state.answers[it.id][unit.vote] is not None
-                           or it.id in state.errors))
-
-        # the probe: the first unit goes alone; an endpoint that cannot serve (refused, unknown host,
-        # TLS, 401/403, 404, not a chat API) stops the run here, before the rest is sent
-        first = queue.get_nowait()
-        try:
-            await self._do_unit(first, keys, state, queue)
-        except BaseException:
-            bar.close()
-            raise
-        done(first)
-
-        async def worker() -> None:
-            while not queue.empty():
-                unit = queue.get_nowait()
-                if self.breaker.reason is not None:
-                    for item in unit.items:
-                        state.errors.setdefault(item.id, f"not labeled: {self.breaker.reason}")
-                    continue
-                if self._over_budget(inflight[0]):
-                    self.budget_stopped = True
-                    for item in unit.items:
-                        state.errors.setdefault(item.id, BUDGET_REASON)
-                    continue
-                inflight[0] += len(unit.items)
-                try:
-                    await self._do_unit(unit, keys, state, queue)
-                except EndpointError as exc:  # mid-run: an item failure that feeds the breaker
-                    for item in unit.items:
-                        state.errors[item.id] = f"{type(exc).__name__}: {exc}"
-                    self.breaker.failure(f"{type(exc).__name__}: {exc}", permanent=True)
-                finally:
-                    inflight[0] -= len(unit.items)
-                done(unit)
-
-        workers = [asyncio.create_task(worker()) for _ in range(max(1, self.options.concurrency))]
-        try:
-            await asyncio.gather(*workers)
-        finally:
-            bar.close()
+        self.budget_stopped = await run_pool(units, do, state, concurrency=self.options.concurrency,
+                                             breaker=self.breaker, over_budget=self._over_budget,
+                                             progress=self.options.progress)
 
     def _over_budget(self, inflight_items: int) -> bool:
         if self.options.max_cost is None or self.price is None:
@@ -291,9 +223,7 @@ class Tagger:
         per_request = spent / done if counters.requests else 0.0
         return spent + per_request * inflight_items / self.options.items_per_request >= self.options.max_cost
 
-    async def _do_unit(
-        self, unit: _Unit, keys: dict[tuple[str, int], str], state: _State, queue: asyncio.Queue
-    ) -> None:
+    async def _do_unit(self, unit: _Unit, keys: dict[tuple[str, int], str], state: _State) -> None:
         opts = self.options
         kwargs = {"temperature": opts.effective_temperature(), "max_tokens": opts.max_tokens,
                   "seed": unit.vote if opts.votes > 1 else None}
@@ -327,7 +257,7 @@ class Tagger:
                 state.answers[item.id][unit.vote] = entries[item.id]
             else:  # missing or mismatched in the batched answer: retry alone (its own request and key)
                 keys.setdefault((item.id, unit.vote), self._key(item, unit.vote))
-                await self._do_unit(_Unit([item], unit.vote), keys, state, queue)
+                await self._do_unit(_Unit([item], unit.vote), keys, state)
 
     def _store(self, item: Item, vote: int, answer: dict[str, Any], keys: dict, state: _State) -> None:
         state.answers[item.id][vote] = answer

@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover
     from json import JSONDecodeError as _JSONError
     from json import loads as _loads
 
-from annotator.errors import InputError
+from annotator.readers import find_files
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json.gz", ".json.zst", ".parquet", ".ndjson")
 BATCH = 4096
@@ -64,19 +64,7 @@ def list_shards(inputs: Iterable[str | Path]) -> list[Path]:
     Raises:
         InputError: a path that does not exist, or a directory without shards.
     """
-    out: list[Path] = []
-    for raw in inputs:
-        path = Path(raw)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES)
-                           and not p.name.startswith("."))
-            if not found:
-                raise InputError(f"{path}: no shards inside ({', '.join(SUFFIXES)})")
-            out += found
-        elif path.exists():
-            out.append(path)
-        else:
-            raise InputError(f"{path}: no such shard or directory")
+    out = find_files(inputs, SUFFIXES, "shard")
     return sorted(dict.fromkeys(p.resolve() for p in out))
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from annotator.errors import InputError
+from annotator.readers import find_files
 from annotator.sources import content_id
 from annotator.stats import pass_at_k
 
@@ -55,20 +56,8 @@ class Results:
 
 
 def expand(paths: list[str | Path]) -> list[Path]:
-    """Files named directly, plus result files found under directories (sorted)."""
-    out: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES))
-            if not found:
-                raise InputError(f"{path}: no result files (samples_*.jsonl, .csv, .jsonl, .parquet) inside")
-            out += found
-        elif path.is_file():
-            out.append(path)
-        else:
-            raise InputError(f"{path}: no such results file or directory")
-    return out
+    """Files named directly, plus result files found under directories."""
+    return find_files(paths, SUFFIXES, "results")
 
 
 def _lm_eval_rows(path: Path, lines: list[str], id_field: str | None, metric: str | None,
