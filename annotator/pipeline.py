@@ -1,17 +1,18 @@
 """The pipeline: the only module that composes stages (read -> tag -> write).
 
 ``label_files`` backs ``annotator label``; :func:`label` is the Python API mirroring it.
-Everything is read and checked before any request is sent, so ``--on-bad-record error``
-stops a run that would otherwise pay for half a file.
+Two passes over the input: a cheap checking pass (:mod:`annotator.scan`) before any request is
+sent, so ``--on-bad-record error`` stops a run that would otherwise pay for half a file; then
+the labeling pass streams items through the tagger in bounded windows and the writer appends
+parts as rows finish, so memory stays flat from thousands to millions of items.
 """
 
 from __future__ import annotations
 
-import hashlib
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,77 +30,21 @@ from annotator.accounting import (
 )
 from annotator.cache import AnswerCache, default_cache_dir
 from annotator.config import Settings, api_key, effective, load_settings
-from annotator.errors import BadRecordsError, ConfigError, InputError
+from annotator.errors import ConfigError
 from annotator.fewshot import candidate_picker, default_pool_path, example_picker, load_pool, pool_fingerprint
 from annotator.guards import check_outputs, output_lock
 from annotator.llm import EndpointConfig, LLMClient
 from annotator.prompts import Example, PromptSet
 from annotator.records import Annotation, Item, Reject
+from annotator.scan import Scan, Source, check_rejects, labelable, scan
 from annotator.sources import SourceSpec, items_from_records, read_items
-from annotator.store import rejects_path, to_table, write_rejects, write_table
+from annotator.store import TableWriter, read_table, rejects_path, write_rejects
 from annotator.tagging import Tagger, TagOptions
 from annotator.taxonomy import Taxonomy, load_taxonomy
 
 OnBad = Literal["error", "skip"]
 Picker = Callable[[Item], tuple[Example, ...]]
 Restrictor = Callable[[Item], dict[str, list[str]]]
-_SHOWN_REJECTS = 20
-
-
-@dataclass
-class Collected:
-    """Items ready to label, plus what was rejected or duplicated on the way."""
-
-    items: list[Item]
-    rejects: list[Reject]
-    duplicate_ids: list[str]
-
-
-def collect(stream: Iterable[Item | Reject]) -> Collected:
-    """Split the source stage's output; keep the first item of each id.
-
-    A repeated id with the same text is a duplicate (reported, the first kept); a repeated id
-    whose text differs is a bad record: ``file:line: field 'id': duplicate id with different
-    content`` — silently dropping it would lose a sample.
-    """
-    items: list[Item] = []
-    rejects: list[Reject] = []
-    seen: dict[str, tuple[str, str]] = {}
-    dupes: list[str] = []
-    for rec in stream:
-        if isinstance(rec, Reject):
-            rejects.append(rec)
-        elif rec.id in seen:
-            first, digest = seen[rec.id]
-            if digest == _digest(rec.text):
-                dupes.append(rec.id)
-            else:
-                rejects.append(Reject(location=rec.location, field="id", raw=rec.text[:200],
-                                      reason=f"duplicate id {rec.id!r} with different content (first at {first})"))
-        else:
-            seen[rec.id] = (rec.location, _digest(rec.text))
-            items.append(rec)
-    return Collected(items, rejects, dupes)
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def check_rejects(collected: Collected, on_bad_record: OnBad) -> None:
-    """Raise :class:`BadRecordsError` for bad records under the ``error`` policy."""
-    if collected.rejects and on_bad_record == "error":
-        shown = "\n".join(r.message() for r in collected.rejects[:_SHOWN_REJECTS])
-        more = len(collected.rejects) - _SHOWN_REJECTS
-        tail = f"\n... and {more} more" if more > 0 else ""
-        raise BadRecordsError(
-            f"{len(collected.rejects)} bad record(s); nothing was sent "
-            f"(use --on-bad-record skip to label the rest):\n{shown}{tail}",
-            collected.rejects,
-        )
-    if not collected.items:
-        raise InputError("no items to label" + (
-            f" ({len(collected.rejects)} bad record(s))" if collected.rejects else ""))
 
 
 @contextmanager
@@ -137,35 +82,50 @@ def _taxonomy_and_prompts(settings: Settings) -> tuple[Taxonomy, PromptSet, Pick
 
 
 def run(
-    collected: Collected,
+    source: Source,
+    found: Scan,
     settings: Settings,
     *,
-    output: str | Path | None = None,
+    output: str | Path,
     dry_run: bool = False,
     max_cost: float | None = None,
     keep_fields: bool = True,
     progress: bool = False,
-) -> tuple[list[Annotation], Summary, pd.DataFrame | None]:
-    """Label collected items and write the outputs; return annotations, summary and table."""
+) -> Summary:
+    """Label the checked input, streaming: read -> tag -> write parts -> commit table and summary.
+
+    Args:
+        source: reads the input from the start (called again for the labeling pass).
+        found: the checking pass over the same input (:func:`annotator.scan.scan`).
+        settings: resolved settings.
+        output: the labels table (``.parquet`` or ``.jsonl``); parts go to ``<output>.parts/``.
+        dry_run: estimate requests, tokens and cost; send nothing, write nothing.
+        max_cost: stop starting requests at this estimated spend (USD).
+        keep_fields: keep input fields as columns.
+        progress: show a progress bar.
+    """
     started = time.perf_counter()
     settings = effective(settings)
     if settings.items_per_request > 1 and (settings.fewshot or settings.candidates):
         raise ConfigError("--items-per-request > 1 cannot carry retrieved examples (--fewshot) or candidate "
                           "restrictions (--candidates), which are per item: use one of them (set --fewshot 0 "
                           "--candidates 0 to batch)")
-    if output and not dry_run:
+    if not dry_run:
         check_outputs(output)
     taxonomy, prompts, picker, restrictor = _taxonomy_and_prompts(settings)
     prices = load_prices(settings.prices_file, settings.prices)
-    summary = Summary(items=len(collected.items), rejected=len(collected.rejects),
-                      duplicates=len(collected.duplicate_ids),
-                      duplicate_ids=sorted(set(collected.duplicate_ids))[:100],
+    summary = Summary(items=found.labelable, rejected=len(found.rejects), duplicates=len(found.duplicate_ids),
+                      duplicate_ids=sorted(set(found.duplicate_ids))[:100],
                       taxonomy_version=taxonomy.version, prompt_version=prompts.version)
-    if output and collected.rejects:
-        summary.rejects_file = str(write_rejects(collected.rejects, rejects_path(output)))
     if dry_run:
-        return [], _dry_run(collected.items, settings, taxonomy, prompts, picker, prices, summary), None
+        return _dry_run(labelable(source, found), settings, taxonomy, prompts, picker, prices, summary)
+    if found.rejects:
+        summary.rejects_file = str(write_rejects(found.rejects, rejects_path(output)))
     counters = Counters()
+    dims = taxonomy.dimensions(settings.kind)
+    writer = TableWriter(output, dims, keep_fields=keep_fields, with_votes=settings.votes > 1,
+                         input_text=found.input_text_differs)
+    tally = _Tally()
     with endpoint(settings) as cfg:
         price = price_for(cfg.model, prices) if not settings.local else None
         if max_cost is not None and price is None and not settings.local:
@@ -175,47 +135,63 @@ def run(
                              items_per_request=settings.items_per_request,
                              temperature=settings.temperature, max_tokens=settings.max_tokens,
                              max_cost=max_cost, rationale=settings.rationale,
-                             confidence=settings.confidence, progress=progress)
+                             confidence=settings.confidence, progress=progress, total=found.labelable)
         try:
             tagger = Tagger(LLMClient(cfg, counters, settings.concurrency), taxonomy, prompts, cache, options,
                             price, examples_for=picker, candidates_for=restrictor)
-            annotations = list(tagger.run(collected.items))
+            for annotation in tagger.run(labelable(source, found)):
+                tally.add(annotation)
+                writer.add(annotation)
+            summary.output = str(writer.commit())
         finally:
+            writer.discard()
             cache.close()
-    table = to_table(annotations, taxonomy.dimensions(settings.kind), keep_fields=keep_fields)
-    if output:
-        summary.output = str(write_table(table, output))
-    failed = [a for a in annotations if a.status == "failed"]
-    reasons: dict[str, int] = {}
-    for a in failed:
-        reasons[a.error or "unknown"] = reasons.get(a.error or "unknown", 0) + 1
     wall = time.perf_counter() - started
     summary = summary.model_copy(update={
-        **counters.model_dump(), "ok": len(annotations) - len(failed), "failed": len(failed),
-        "cached": tagger.cached_items,
+        **counters.model_dump(), "ok": tally.ok, "failed": tally.failed, "cached": tagger.cached_items,
         "estimated_cost_usd": 0.0 if settings.local else (
             price.cost(counters.prompt_tokens, counters.completion_tokens, counters.cached_prompt_tokens)
             if price else None),
-        "wall_seconds": round(wall, 3), "items_per_second": round(len(annotations) / wall, 2) if wall else 0.0,
+        "wall_seconds": round(wall, 3),
+        "items_per_second": round((tally.ok + tally.failed) / wall, 2) if wall else 0.0,
         "labeler": cfg.labeler, "budget_stopped": tagger.budget_stopped,
-        "failed_ids": [a.id for a in failed][:1000], "failure_reasons": reasons,
+        "failed_ids": tally.failed_ids, "failure_reasons": tally.reasons,
     })
-    if output:
-        write_json_atomic(Path(f"{output}.summary.json"), summary.model_dump())
-    return annotations, summary, table.to_pandas()
+    write_json_atomic(Path(f"{output}.summary.json"), summary.model_dump())
+    return summary
 
 
-def _dry_run(items: list[Item], settings: Settings, taxonomy: Taxonomy, prompts: PromptSet,
+class _Tally:
+    """Counts of a run's outcomes, kept while rows stream past (first 1000 failed ids)."""
+
+    def __init__(self) -> None:
+        self.ok = self.failed = 0
+        self.failed_ids: list[str] = []
+        self.reasons: dict[str, int] = {}
+
+    def add(self, annotation: Annotation) -> None:
+        if annotation.status != "failed":
+            self.ok += 1
+            return
+        self.failed += 1
+        if len(self.failed_ids) < 1000:
+            self.failed_ids.append(annotation.id)
+        reason = annotation.error or "unknown"
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+
+def _dry_run(items: Iterable[Item], settings: Settings, taxonomy: Taxonomy, prompts: PromptSet,
              picker: Picker | None, prices: dict, summary: Summary) -> Summary:
     system_tokens = estimate_tokens(prompts.system)
     n_dims = len(taxonomy.dimensions(settings.kind))
     answer = n_dims * ANSWER_TOKENS_PER_DIMENSION + (RATIONALE_TOKENS if settings.rationale else 0)
-    per_request = settings.items_per_request
-    requests = -(-len(items) // per_request) * settings.votes
-    prompt = sum(estimate_tokens(prompts.item_message(it, picker(it) if picker else ()))
-                 for it in items) * settings.votes
-    prompt += system_tokens * requests
-    completion = answer * len(items) * settings.votes
+    n = prompt = 0
+    for it in items:
+        n += 1
+        prompt += estimate_tokens(prompts.item_message(it, picker(it) if picker else ()))
+    requests = -(-n // settings.items_per_request) * settings.votes
+    prompt = prompt * settings.votes + system_tokens * requests
+    completion = answer * n * settings.votes
     model = settings.model or "local"
     price = None if settings.local else price_for(model, prices)
     return summary.model_copy(update={
@@ -228,7 +204,7 @@ def _dry_run(items: list[Item], settings: Settings, taxonomy: Taxonomy, prompts:
 
 def label_files(
     paths: list[str],
-    output: str | Path | None,
+    output: str | Path,
     spec: SourceSpec,
     settings: Settings,
     *,
@@ -236,12 +212,17 @@ def label_files(
     **kwargs: Any,
 ) -> Summary:
     """Read files, label their items, write the table and summary (``annotator label``)."""
-    if output is not None and not kwargs.get("dry_run"):
+    dry_run = bool(kwargs.get("dry_run"))
+    if not dry_run:
         check_outputs(output)
-    with output_lock(None if kwargs.get("dry_run") else output):
-        collected = collect(read_items(paths, spec))
-        check_rejects(collected, on_bad_record)
-        return run(collected, settings, output=output, **kwargs)[1]
+    with output_lock(None if dry_run else output):
+
+        def source() -> Iterator[Item | Reject]:
+            return read_items(paths, spec)
+
+        found = scan(source)
+        check_rejects(found, on_bad_record)
+        return run(source, found, settings, output=output, **kwargs)
 
 
 def label(
@@ -275,16 +256,18 @@ def label(
             ``kind``, ``concurrency``, ``votes``, ``items_per_request``, ``cache_dir``, ...).
     """
     resolved = load_settings(settings, config)
-    if isinstance(data, pd.DataFrame):
-        records: Iterable[Any] = data.to_dict("records")
-    else:
-        records = list(data)
-    if records and all(isinstance(r, Item) for r in records):
-        collected = collect(records)
-    else:
-        spec = SourceSpec(text_field=text_field, template=template, id_field=id_field, source=source)
-        collected = collect(items_from_records(records, spec, name=source or "records"))
-    check_rejects(collected, on_bad_record)
-    _, _, table = run(collected, resolved, output=output, keep_fields=keep_fields, max_cost=max_cost)
-    assert table is not None
-    return table
+    records: list[Any] = data.to_dict("records") if isinstance(data, pd.DataFrame) else list(data)
+    spec = SourceSpec(text_field=text_field, template=template, id_field=id_field, source=source)
+
+    def read() -> Iterable[Item | Reject]:
+        if records and all(isinstance(r, Item) for r in records):
+            return records
+        return items_from_records(records, spec, name=source or "records")
+
+    found = scan(read)
+    check_rejects(found, on_bad_record)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(output) if output is not None else Path(tmp) / "labels.parquet"
+        with output_lock(output):
+            run(read, found, resolved, output=path, keep_fields=keep_fields, max_cost=max_cost)
+        return read_table(path).to_pandas()

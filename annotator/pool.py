@@ -1,17 +1,23 @@
-"""The worker pool of the LLM stage: a probe first, then concurrent workers with budget and breaker.
+"""The worker pool of the LLM stage, streaming: bounded windows in, annotations out in input order.
+
+A producer admits chunks of items while fewer than ``window`` items are pending (admitted and
+not yet handed out), asks the tagger to *plan* each chunk (cache lookups; the units that still
+need a request) and queues those units. ``concurrency`` workers run units. After each unit the
+finished items at the head of the window are *finished* (assembled into annotations, their
+state dropped) and handed out in input order, so memory depends on the window, not the input.
 
 The first unit goes alone: an endpoint that cannot serve (refused, unknown host, TLS, 401/403,
 404, not a chat API) raises :class:`~annotator.errors.EndpointError` there and stops the run
-before the rest is sent. Then ``concurrency`` workers take units from a queue; a unit is not
-started once the ``--max-cost`` budget would be exceeded or the circuit breaker is open (its
-items get the reason as their error). A mid-run endpoint error is an item failure that feeds the
-breaker.
+before the rest is sent. A unit is not started once the ``--max-cost`` budget would be exceeded
+or the circuit breaker is open (its items get the reason as their error). A mid-run endpoint
+error is an item failure that feeds the breaker.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +25,7 @@ from tqdm import tqdm
 
 from annotator.breaker import Breaker
 from annotator.errors import EndpointError
-from annotator.records import Item
+from annotator.records import Annotation, Item
 
 BUDGET_REASON = "not labeled: --max-cost budget reached (a rerun continues)"
 
@@ -44,63 +50,169 @@ class Unit:
 
 @dataclass
 class WorkState:
-    """Answers and errors per item id, and how many answers came from the cache."""
+    """Per pending item id: answers per vote, error, answers from the cache, request keys."""
 
     answers: dict[str, list[dict[str, Any] | None]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     from_cache: dict[str, int] = field(default_factory=dict)
+    keys: dict[tuple[str, int], str] = field(default_factory=dict)
+
+    def forget(self, item_id: str, votes: int) -> None:
+        """Drop everything kept for a finished item."""
+        self.answers.pop(item_id, None)
+        self.errors.pop(item_id, None)
+        self.from_cache.pop(item_id, None)
+        for vote in range(votes):
+            self.keys.pop((item_id, vote), None)
 
 
-async def run_pool(units: list[Unit], do_unit: Callable[[Unit], Awaitable[None]], state: WorkState, *,
-                   concurrency: int, breaker: Breaker, over_budget: Callable[[int], bool],
-                   progress: bool) -> bool:
-    """Run every unit; return True when the budget stopped some of them."""
-    queue: asyncio.Queue[Unit] = asyncio.Queue()
-    for unit in units:
-        queue.put_nowait(unit)
-    bar = tqdm(total=sum(len(u.items) for u in units), disable=not progress, unit="item", desc="labeling",
-               dynamic_ncols=True)
-    inflight = [0]
-    stopped = [False]
+class Stream:
+    """Runs planned units with bounded concurrency over a bounded window of pending items."""
 
-    def done(unit: Unit) -> None:
-        bar.update(sum(1 for it in unit.items if state.answers[it.id][unit.vote] is not None
-                       or it.id in state.errors))
+    def __init__(self, plan: Callable[[list[Item]], list[Unit]], do_unit: Callable[[Unit], Awaitable[None]],
+                 finish: Callable[[Item], Annotation], errors: dict[str, str], *, concurrency: int,
+                 window: int, breaker: Breaker, over_budget: Callable[[int], bool], progress: bool,
+                 total: int | None) -> None:
+        self.plan, self.do_unit, self.finish, self.errors = plan, do_unit, finish, errors
+        self.concurrency = max(1, concurrency)
+        self.window = max(window, 1)
+        self.breaker, self.over_budget = breaker, over_budget
+        self.budget_stopped = False
+        self._pending: deque[Item] = deque()
+        self._outstanding: dict[str, int] = {}
+        self._ready: list[Annotation] = []
+        self._queue: asyncio.Queue[Unit | None] = asyncio.Queue()
+        self._room, self._wake, self._probed = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        self._probing = False
+        self._input_done = False
+        self._fatal: BaseException | None = None
+        self._inflight = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._bar = tqdm(total=total, disable=not progress, unit="item", desc="labeling", dynamic_ncols=True)
 
-    first = queue.get_nowait()  # the probe
-    try:
-        await do_unit(first)
-    except BaseException:
-        bar.close()
-        raise
-    done(first)
+    async def start(self, chunks: Iterator[list[Item]]) -> None:
+        """Start the producer and the workers (they run while :meth:`next_ready` is awaited)."""
+        self._tasks = [asyncio.create_task(self._produce(chunks))]
+        self._tasks += [asyncio.create_task(self._worker()) for _ in range(self.concurrency)]
 
-    async def worker() -> None:
-        while not queue.empty():
-            unit = queue.get_nowait()
-            if breaker.reason is not None:
-                for item in unit.items:
-                    state.errors.setdefault(item.id, f"not labeled: {breaker.reason}")
-                continue
-            if over_budget(inflight[0]):
-                stopped[0] = True
-                for item in unit.items:
-                    state.errors.setdefault(item.id, BUDGET_REASON)
-                continue
-            inflight[0] += len(unit.items)
-            try:
-                await do_unit(unit)
-            except EndpointError as exc:  # mid-run: an item failure that feeds the breaker
-                for item in unit.items:
-                    state.errors[item.id] = f"{type(exc).__name__}: {exc}"
-                breaker.failure(f"{type(exc).__name__}: {exc}", permanent=True)
-            finally:
-                inflight[0] -= len(unit.items)
-            done(unit)
+    async def next_ready(self) -> list[Annotation] | None:
+        """The next annotations in input order; None once every item is handed out."""
+        while True:
+            if self._fatal is not None:
+                raise self._fatal
+            if self._ready:
+                out, self._ready = self._ready, []
+                self._room.set()
+                return out
+            if self._input_done and not self._pending:
+                return None
+            self._wake.clear()
+            await self._wake.wait()
 
-    workers = [asyncio.create_task(worker()) for _ in range(max(1, concurrency))]
-    try:
-        await asyncio.gather(*workers)
-    finally:
-        bar.close()
-    return stopped[0]
+    async def stop(self) -> None:
+        """Cancel what still runs (normal end, error, or a consumer that stopped reading)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._bar.close()
+
+    # ---- internals ------------------------------------------------------------------------
+    def _fail(self, exc: BaseException) -> None:
+        if self._fatal is None:
+            self._fatal = exc
+        self._probed.set()
+        self._room.set()
+        self._wake.set()
+
+    async def _produce(self, chunks: Iterator[list[Item]]) -> None:
+        try:
+            for chunk in chunks:
+                while len(self._pending) + len(self._ready) >= self.window and self._fatal is None:
+                    self._room.clear()
+                    await self._room.wait()
+                if self._fatal is not None:
+                    return
+                self._pending.extend(chunk)
+                for unit in self.plan(chunk):
+                    for item in unit.items:
+                        self._outstanding[item.id] = self._outstanding.get(item.id, 0) + 1
+                    self._queue.put_nowait(unit)
+                self._flush()
+                await asyncio.sleep(0)
+        except BaseException as exc:  # a reader or planning error ends the run with that error
+            self._fail(exc)
+            raise
+        finally:
+            self._input_done = True
+            for _ in range(self.concurrency):
+                self._queue.put_nowait(None)
+            self._wake.set()
+
+    async def _worker(self) -> None:
+        while (unit := await self._queue.get()) is not None:
+            if self._fatal is not None:
+                return
+            if not self._probed.is_set():
+                if self._probing:
+                    await self._probed.wait()
+                else:
+                    await self._probe(unit)
+                    continue
+            if self._fatal is not None:
+                return
+            if self.breaker.reason is not None:
+                self._give_up(unit, f"not labeled: {self.breaker.reason}")
+            elif self.over_budget(self._inflight):
+                self.budget_stopped = True
+                self._give_up(unit, BUDGET_REASON)
+            else:
+                await self._run(unit)
+            self._done(unit)
+
+    async def _probe(self, unit: Unit) -> None:
+        self._probing = True
+        try:
+            await self.do_unit(unit)
+        except BaseException as exc:
+            self._fail(exc)
+            return
+        finally:
+            self._probed.set()
+        self._done(unit)
+
+    async def _run(self, unit: Unit) -> None:
+        self._inflight += len(unit.items)
+        try:
+            await self.do_unit(unit)
+        except EndpointError as exc:  # mid-run: an item failure that feeds the breaker
+            reason = f"{type(exc).__name__}: {exc}"
+            self._give_up(unit, reason, replace=True)
+            self.breaker.failure(reason, permanent=True)
+        except BaseException as exc:
+            self._fail(exc)
+            raise
+        finally:
+            self._inflight -= len(unit.items)
+
+    def _give_up(self, unit: Unit, reason: str, *, replace: bool = False) -> None:
+        for item in unit.items:
+            if replace:
+                self.errors[item.id] = reason
+            else:
+                self.errors.setdefault(item.id, reason)
+
+    def _done(self, unit: Unit) -> None:
+        for item in unit.items:
+            self._outstanding[item.id] -= 1
+        self._flush()
+
+    def _flush(self) -> None:
+        finished = 0
+        while self._pending and self._outstanding.get(self._pending[0].id, 0) == 0:
+            item = self._pending.popleft()
+            self._outstanding.pop(item.id, None)
+            self._ready.append(self.finish(item))
+            finished += 1
+        if finished:
+            self._bar.update(finished)
+            self._wake.set()

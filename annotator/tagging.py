@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,9 +25,9 @@ from annotator.breaker import Breaker, permanent
 from annotator.cache import AnswerCache, request_key
 from annotator.errors import EndpointError, LLMError
 from annotator.llm import LLMClient, parameter_fingerprint
+from annotator.pool import Stream, loop_factory
 from annotator.pool import Unit as _Unit
 from annotator.pool import WorkState as _State
-from annotator.pool import loop_factory, run_pool
 from annotator.prompts import Example, PromptSet
 from annotator.records import Annotation, Item
 from annotator.response_models import build_batch_model, build_response_model
@@ -48,6 +49,8 @@ class TagOptions:
     rationale: bool = True
     confidence: bool = True
     progress: bool = False
+    total: int | None = None  # items expected (progress bar)
+    window: int = 4096  # most items pending at once (at least 2 x concurrency x items per request)
 
     def effective_temperature(self) -> float:
         """0 for a single vote, 0.7 when several votes must differ (unless set)."""
@@ -104,7 +107,8 @@ class Tagger:
         self.cached_items = 0
         self.budget_stopped = False
         self.breaker = Breaker()
-        self._user: dict[str, str] = {}  # rendered single-item user messages, by item id
+        self._user: dict[str, str] = {}  # rendered single-item user messages, by pending item id
+        self.state = _State()
 
     # ---- cache keys -------------------------------------------------------------------------
     def _key(self, item: Item, vote: int) -> str:
@@ -147,25 +151,39 @@ class Tagger:
 
     # ---- the stage --------------------------------------------------------------------------
     def run(self, items: Iterable[Item]) -> Iterator[Annotation]:
-        """Stage: yield one annotation per item, in input order."""
-        item_list = list(items)
+        """Stage: yield one annotation per item, in input order, holding a bounded window."""
+        opts = self.options
+        self.state = _State()
+        size = opts.items_per_request
+        stream = Stream(self._plan, self._do_unit, self._finish, self.state.errors,
+                        concurrency=opts.concurrency, window=max(opts.window, 2 * opts.concurrency * size),
+                        breaker=self.breaker, over_budget=self._over_budget, progress=opts.progress,
+                        total=opts.total)
+        # chunks are a multiple of the batch size, so batches are cut from every item in input order
+        # and a rerun forms the same requests
+        chunks = _chunked(iter(items), size * max(1, 64 // size))
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            state = runner.run(self._label_all(item_list))
-        for item in item_list:
-            yield self._annotation(item, state)
+            try:
+                runner.run(stream.start(chunks))
+                while (ready := runner.run(stream.next_ready())) is not None:
+                    yield from ready
+            finally:
+                self.budget_stopped = stream.budget_stopped
+                runner.run(stream.stop())
+                runner.run(self.client.close())
 
-    def _hit(self, item: Item, vote: int, answer: Any, state: _State) -> bool:
+    def _hit(self, item: Item, vote: int, answer: Any) -> bool:
         """Use a cached answer if it still validates (else it is dropped by the caller)."""
         if answer is None or not self._still_valid(item, answer):
             return False
-        state.answers[item.id][vote] = answer
-        state.from_cache[item.id] = state.from_cache.get(item.id, 0) + 1
+        self.state.answers[item.id][vote] = answer
+        self.state.from_cache[item.id] = self.state.from_cache.get(item.id, 0) + 1
         return True
 
-    def _single(self, item: Item, vote: int, keys: dict, state: _State) -> bool:
-        key = keys[(item.id, vote)] = self._key(item, vote)
+    def _single(self, item: Item, vote: int) -> bool:
+        key = self.state.keys[(item.id, vote)] = self._key(item, vote)
         found = self.cache.get(key)
-        if found is not None and not self._hit(item, vote, found, state):
+        if found is not None and not self._hit(item, vote, found):
             self.cache.delete(key)
             return False
         return found is not None
@@ -176,43 +194,27 @@ class Tagger:
         return request_key({**self._key_base, "user": self.prompts.batch_message(batch), "vote": vote,
                             "schema": request_key(self.batch_model.model_json_schema())})
 
-    async def _label_all(self, items: list[Item]) -> _State:
-        state = _State()
-        keys: dict[tuple[str, int], str] = {}
+    def _plan(self, chunk: list[Item]) -> list[_Unit]:
+        """Cache lookups for a chunk; return the units that still need a request."""
         units: list[_Unit] = []
         size = self.options.items_per_request
-        for item in items:
-            state.answers[item.id] = [None] * self.options.votes
+        for item in chunk:
+            self.state.answers[item.id] = [None] * self.options.votes
         for vote in range(self.options.votes):
             if size == 1:
-                units += [_Unit([item], vote) for item in items if not self._single(item, vote, keys, state)]
+                units += [_Unit([item], vote) for item in chunk if not self._single(item, vote)]
                 continue
-            # batches are cut from every item in input order, so a rerun forms the same requests
-            for i in range(0, len(items), size):
-                batch = items[i : i + size]
+            for i in range(0, len(chunk), size):
+                batch = chunk[i : i + size]
                 bkey = self._batch_key(batch, vote)
                 found = self.cache.get(bkey) or {}
-                rest = [it for it in batch if not self._hit(it, vote, found.get(it.id), state)
-                        and not self._single(it, vote, keys, state)]
+                rest = [it for it in batch if not self._hit(it, vote, found.get(it.id))
+                        and not self._single(it, vote)]
                 if len(rest) == len(batch):
                     units.append(_Unit(batch, vote, bkey))
                 else:  # partly answered before: the rest alone
                     units += [_Unit([it], vote) for it in rest]
-        self.cached_items = sum(1 for n in state.from_cache.values() if n == self.options.votes)
-        try:
-            if units:
-                await self._run_units(units, keys, state)
-        finally:
-            await self.client.close()
-        return state
-
-    async def _run_units(self, units: list[_Unit], keys: dict[tuple[str, int], str], state: _State) -> None:
-        async def do(unit: _Unit) -> None:
-            await self._do_unit(unit, keys, state)
-
-        self.budget_stopped = await run_pool(units, do, state, concurrency=self.options.concurrency,
-                                             breaker=self.breaker, over_budget=self._over_budget,
-                                             progress=self.options.progress)
+        return units
 
     def _over_budget(self, inflight_items: int) -> bool:
         if self.options.max_cost is None or self.price is None:
@@ -223,7 +225,7 @@ class Tagger:
         per_request = spent / done if counters.requests else 0.0
         return spent + per_request * inflight_items / self.options.items_per_request >= self.options.max_cost
 
-    async def _do_unit(self, unit: _Unit, keys: dict[tuple[str, int], str], state: _State) -> None:
+    async def _do_unit(self, unit: _Unit) -> None:
         opts = self.options
         kwargs = {"temperature": opts.effective_temperature(), "max_tokens": opts.max_tokens,
                   "seed": unit.vote if opts.votes > 1 else None}
@@ -235,11 +237,11 @@ class Tagger:
                 raise
             except LLMError as exc:
                 reason = f"{type(exc).__name__}: {exc}"
-                state.errors[item.id] = reason
+                self.state.errors[item.id] = reason
                 self.breaker.failure(reason, permanent=permanent(exc))
                 return
             self.breaker.success()
-            self._store(item, unit.vote, answer.model_dump(mode="json"), keys, state)
+            self._store(item, unit.vote, answer.model_dump(mode="json"))
             return
         assert self.batch_model is not None
         try:
@@ -254,16 +256,26 @@ class Tagger:
             self.cache.set(unit.key, entries)  # keyed by the batched request actually sent
         for item in unit.items:
             if item.id in entries:
-                state.answers[item.id][unit.vote] = entries[item.id]
+                self.state.answers[item.id][unit.vote] = entries[item.id]
             else:  # missing or mismatched in the batched answer: retry alone (its own request and key)
-                keys.setdefault((item.id, unit.vote), self._key(item, unit.vote))
-                await self._do_unit(_Unit([item], unit.vote), keys, state)
+                self.state.keys.setdefault((item.id, unit.vote), self._key(item, unit.vote))
+                await self._do_unit(_Unit([item], unit.vote))
 
-    def _store(self, item: Item, vote: int, answer: dict[str, Any], keys: dict, state: _State) -> None:
-        state.answers[item.id][vote] = answer
-        self.cache.set(keys[(item.id, vote)], answer)
+    def _store(self, item: Item, vote: int, answer: dict[str, Any]) -> None:
+        self.state.answers[item.id][vote] = answer
+        self.cache.set(self.state.keys[(item.id, vote)], answer)
 
     # ---- assembling annotations ------------------------------------------------------------
+    def _finish(self, item: Item) -> Annotation:
+        """Assemble a finished item's annotation and forget what was kept for it."""
+        annotation = self._annotation(item, self.state)
+        if annotation.cached:
+            self.cached_items += 1
+        self.state.forget(item.id, self.options.votes)
+        self._user.pop(item.id, None)
+        self._restriction.pop(item.id, None)
+        return annotation
+
     def _annotation(self, item: Item, state: _State) -> Annotation:
         votes = state.answers[item.id]
         base = {
@@ -284,3 +296,8 @@ class Tagger:
         labels, conf, dist = combine_votes(votes, self.dims)
         return Annotation(**base, status="ok", labels=labels, confidence=conf, votes=dist,
                           rationale=votes[0].get("rationale", ""), cached=cached)
+
+
+def _chunked(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk

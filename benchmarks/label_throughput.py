@@ -24,9 +24,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 from fakellm import start_fake  # noqa: E402
 
 from annotator.config import load_settings  # noqa: E402
-from annotator.pipeline import collect, run  # noqa: E402
+from annotator.pipeline import run  # noqa: E402
 from annotator.records import Item  # noqa: E402
-from annotator.response_models import build_response_model
+from annotator.response_models import build_response_model  # noqa: E402
+from annotator.scan import scan  # noqa: E402
 from annotator.taxonomy import load_taxonomy  # noqa: E402
 
 GSM8K = ROOT.parent / "shared" / "data" / "bench" / "gsm8k" / "test.jsonl"
@@ -62,7 +63,9 @@ def naive_loop(url: str, items: list[Item]) -> tuple[float, float]:
 def pipeline(url: str, items: list[Item], cache_dir: str, **settings) -> tuple[float, float, int]:
     cfg = load_settings({"base_url": url, "model": "fake-model", "cache_dir": cache_dir, **settings})
     wall, cpu = time.perf_counter(), time.process_time()
-    annotations, summary, _ = run(collect(items), cfg, keep_fields=False)
+    with tempfile.TemporaryDirectory() as out:  # the table is written, as the CLI does
+        summary = run(lambda: items, scan(lambda: items), cfg, output=os.path.join(out, "labels.parquet"),
+                      keep_fields=False)
     elapsed, used = time.perf_counter() - wall, time.process_time() - cpu
     assert summary.ok == len(items), summary.text()
     return elapsed, used, summary.requests

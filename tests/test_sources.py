@@ -1,4 +1,5 @@
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -7,13 +8,26 @@ from conftest import FIXTURES, write_jsonl
 from pydantic import ValidationError
 
 from annotator.errors import BadRecordsError, InputError, TemplateError
-from annotator.pipeline import check_rejects, collect
 from annotator.records import Item, Reject
+from annotator.scan import check_rejects, labelable, scan
 from annotator.sources import SourceSpec, content_id, read_items
 
 
+@dataclass
+class Got:
+    items: list[Item]
+    rejects: list[Reject]
+    duplicate_ids: list[str]
+    scan: object
+
+
 def items(paths, **spec):
-    return collect(read_items([str(p) for p in paths], SourceSpec(**spec)))
+    """Both passes of the pipeline over the files: the checking scan, then the labelable items."""
+    def source():
+        return read_items([str(p) for p in paths], SourceSpec(**spec))
+
+    found = scan(source)
+    return Got(list(labelable(source, found)), found.rejects, found.duplicate_ids, found)
 
 
 def test_jsonl_json_bbh_csv_parquet_in_one_call(tmp_path):
@@ -88,9 +102,9 @@ def test_bad_records_are_named_by_file_line_and_field(tmp_path):
     assert msgs[3] == f"{path}:5: field 'text': empty text"
     assert "not a JSON object" in msgs[4]
     with pytest.raises(BadRecordsError) as err:
-        check_rejects(got, "error")
+        check_rejects(got.scan, "error")
     assert "5 bad record(s); nothing was sent" in str(err.value) and f"{path}:3" in str(err.value)
-    check_rejects(got, "skip")  # skip: the good item goes on
+    check_rejects(got.scan, "skip")  # skip: the good item goes on
 
 
 def test_empty_file_and_unknown_inputs(tmp_path):
@@ -98,9 +112,9 @@ def test_empty_file_and_unknown_inputs(tmp_path):
     got = items([tmp_path / "empty.jsonl"])
     assert got.rejects == [Reject(location=str(tmp_path / "empty.jsonl"), reason="empty file: no records")]
     with pytest.raises(BadRecordsError, match="empty file"):
-        check_rejects(got, "error")
+        check_rejects(got.scan, "error")
     with pytest.raises(InputError, match="no items to label"):
-        check_rejects(got, "skip")
+        check_rejects(got.scan, "skip")
     with pytest.raises(InputError, match="no such file"):
         items([tmp_path / "missing.jsonl"])
     (tmp_path / "x.txt").write_text("hi")
