@@ -87,8 +87,9 @@ def generate(schema: dict[str, Any], root: dict[str, Any], seed: str, ids: list[
 class FakeLLM:
     """State of one server: rules, log and settings."""
 
-    def __init__(self, latency: float) -> None:
+    def __init__(self, latency: float, keep_log: bool = True) -> None:
         self.latency = latency
+        self.keep_log = keep_log  # off for million-request benchmarks
         self.rules: list[dict[str, Any]] = []
         self.log: list[dict[str, Any]] = []
 
@@ -109,7 +110,8 @@ class FakeLLM:
                  "model": body.get("model"), "auth": request.headers.get("Authorization", "")[:7],
                  "bytes": request.content_length, "seed": body.get("seed"),
                  "temperature": body.get("temperature")}
-        self.log.append(entry)
+        if self.keep_log:
+            self.log.append(entry)
         rule = self._rule_for(first_user if len(messages) <= 2 else first_user + user)
         if self.latency:
             await asyncio.sleep(self.latency)
@@ -181,9 +183,9 @@ def _schema_of(body: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]
     return None, None
 
 
-def make_app(latency: float = 0.0) -> web.Application:
+def make_app(latency: float = 0.0, keep_log: bool = True) -> web.Application:
     """The aiohttp application."""
-    fake = FakeLLM(latency)
+    fake = FakeLLM(latency, keep_log)
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", fake.completions)
     app.router.add_get("/v1/models", fake.models)
@@ -230,11 +232,12 @@ class FakeServer:
         self.proc.wait(timeout=10)
 
 
-def start_fake(latency_ms: float = 0.0) -> FakeServer:
+def start_fake(latency_ms: float = 0.0, *, keep_log: bool = True) -> FakeServer:
     """Start the server as a subprocess on a free port; return once it answers."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--port", str(port), "--latency-ms", str(latency_ms)],
+        [sys.executable, __file__, "--port", str(port), "--latency-ms", str(latency_ms),
+         *([] if keep_log else ["--no-log"])],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     server = FakeServer(port, proc)
@@ -253,8 +256,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--no-log", action="store_true", help="keep no request log (long benchmarks)")
     args = parser.parse_args()
-    web.run_app(make_app(args.latency_ms / 1000.0), host="127.0.0.1", port=args.port,
+    web.run_app(make_app(args.latency_ms / 1000.0, keep_log=not args.no_log), host="127.0.0.1", port=args.port,
                 print=None, access_log=None, backlog=2048)
 
 
