@@ -89,6 +89,7 @@ class Counters(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_prompt_tokens: int = 0
+    throttled: int = 0  # 429 answers (rate limited)
 
 
 class Summary(Counters):
@@ -122,7 +123,8 @@ class Summary(Counters):
             f"{'estimated' if self.dry_run else 'labeled'} {self.items} items with {self.labeler}",
             f"  ok {self.ok}  failed {self.failed}  cached {self.cached}  rejected {self.rejected}  "
             f"duplicates {self.duplicates}",
-            f"  requests {self.requests}  retries {self.retries}  re-asks {self.reasks}",
+            f"  requests {self.requests}  retries {self.retries}  re-asks {self.reasks}  "
+            f"rate-limited {self.throttled}",
             f"  tokens: prompt {self.prompt_tokens}  completion {self.completion_tokens}  cost {cost}",
             f"  wall {self.wall_seconds:.2f}s  {self.items_per_second:.1f} items/s",
         ]

@@ -55,6 +55,10 @@ def main() -> None:
 @click.option("--timeout", type=float, help="Seconds per HTTP request [120].")
 @click.option("--reasks", type=int, help="Re-asks after an invalid answer [2].")
 @click.option("--retries", "transport_retries", type=int, help="Transport retries [6].")
+@click.option("--rpm", type=float, help="Requests per minute, for providers without rate-limit headers.")
+@click.option("--tpm", type=float, help="Tokens per minute, for providers without rate-limit headers.")
+@click.option("--pace/--no-pace", default=None,
+              help="Pace below rate limits (headers, --rpm/--tpm) and halve the window on 429 [on].")
 @click.option("--max-chars", type=int, help="Longer item texts are clipped, head and tail kept [12000].")
 @click.option("--detail", type=click.Choice(["full", "short"]), help="Label descriptions with examples, or short.")
 @click.option("--rationale/--no-rationale", default=None, help="Ask for a short rationale first [on].")

@@ -39,6 +39,9 @@ class Settings(BaseModel):
     timeout: float = Field(default=120.0, gt=0)
     transport_retries: int = Field(default=6, ge=0, le=20)
     reasks: int = Field(default=2, ge=0, le=10)
+    rpm: float | None = Field(default=None, gt=0)
+    tpm: float | None = Field(default=None, gt=0)
+    pace: bool = True
     max_chars: int = Field(default=12000, ge=200)
     detail: Literal["full", "short"] = "full"
     rationale: bool = True

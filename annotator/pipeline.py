@@ -51,7 +51,8 @@ Restrictor = Callable[[Item], dict[str, list[str]]]
 def endpoint(settings: Settings) -> Iterator[EndpointConfig]:
     """The endpoint to label with: the configured one, or the embedded local server."""
     common = {"mode": settings.mode, "timeout": settings.timeout,
-              "transport_retries": settings.transport_retries, "reasks": settings.reasks}
+              "transport_retries": settings.transport_retries, "reasks": settings.reasks,
+              "rpm": settings.rpm, "tpm": settings.tpm, "pace": settings.pace}
     if not settings.local:
         if not settings.model:
             raise ConfigError("--model (or ANNOTATOR_MODEL) is required with --base-url")

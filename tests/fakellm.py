@@ -84,6 +84,28 @@ def generate(schema: dict[str, Any], root: dict[str, Any], seed: str, ids: list[
     return "scripted rationale"
 
 
+class Limit:
+    """A provider's rate limit: a bucket of one second's worth, refilled at ``per_minute / 60`` per second."""
+
+    def __init__(self, per_minute: float) -> None:
+        self.per_minute = per_minute
+        self.rate = per_minute / 60.0
+        self.capacity = max(1.0, self.rate)
+        self.level = self.capacity
+        self.stamp = time.monotonic()
+
+    def refill(self) -> None:
+        now = time.monotonic()
+        self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    def headers(self, name: str) -> dict[str, str]:
+        reset = (self.capacity - self.level) / self.rate
+        return {f"x-ratelimit-limit-{name}": str(int(self.per_minute)),
+                f"x-ratelimit-remaining-{name}": str(max(0, int(self.level))),
+                f"x-ratelimit-reset-{name}": f"{int(reset * 1000)}ms" if reset < 1 else f"{reset:.1f}s"}
+
+
 class FakeLLM:
     """State of one server: rules, log and settings."""
 
@@ -92,6 +114,9 @@ class FakeLLM:
         self.keep_log = keep_log  # off for million-request benchmarks
         self.rules: list[dict[str, Any]] = []
         self.log: list[dict[str, Any]] = []
+        self.limits: dict[str, Limit] = {}  # "requests" / "tokens" -> enforced limit
+        self.limit_headers = True
+        self.counts = {"accepted": 0, "rejected": 0}
 
     def _rule_for(self, text: str) -> dict[str, Any] | None:
         for rule in self.rules:
@@ -113,6 +138,10 @@ class FakeLLM:
         if self.keep_log:
             self.log.append(entry)
         rule = self._rule_for(first_user if len(messages) <= 2 else first_user + user)
+        limited, limit_headers = self._admit(body)
+        if limited is not None:
+            entry["status"] = 429
+            return limited
         if self.latency:
             await asyncio.sleep(self.latency)
         if rule and rule.get("delay"):
@@ -143,7 +172,7 @@ class FakeLLM:
             message = {"role": "assistant", "content": None, "tool_calls": [{
                 "id": "call_1", "type": "function",
                 "function": {"name": tool, "arguments": content}}]}
-        return web.json_response({
+        return web.json_response(headers=limit_headers or None, data={
             "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model", "fake"),
             "choices": [{"index": 0, "message": message,
@@ -151,6 +180,33 @@ class FakeLLM:
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(content) // 4 + 1,
                       "total_tokens": prompt_tokens + len(content) // 4 + 1},
         })
+
+    def _admit(self, body: dict[str, Any]) -> tuple[web.Response | None, dict[str, str]]:
+        """Enforce the rate limits: (None or the 429 answer, the rate-limit headers to send)."""
+        if not self.limits:
+            return None, {}
+        tokens = sum(len(str(m.get("content") or "")) for m in body.get("messages", [])) // 4 + int(
+            body.get("max_tokens") or 300)
+        cost = {"requests": 1.0, "tokens": float(tokens)}
+        for limit in self.limits.values():
+            limit.refill()
+        ok = all(limit.level >= min(cost[name], limit.capacity) for name, limit in self.limits.items())
+        if ok:
+            for name, limit in self.limits.items():
+                limit.level -= cost[name]
+        headers: dict[str, str] = {}
+        if self.limit_headers:
+            for name, limit in self.limits.items():
+                headers.update(limit.headers(name))
+        if ok:
+            self.counts["accepted"] += 1
+            return None, headers
+        self.counts["rejected"] += 1
+        return web.json_response({"error": {"message": "Rate limit reached", "type": "requests",
+                                             "code": "rate_limit_exceeded"}}, status=429, headers=headers), headers
+
+    async def stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.counts)
 
     async def set_rules(self, request: web.Request) -> web.Response:
         self.rules = list(await request.json())
@@ -161,9 +217,13 @@ class FakeLLM:
 
     async def reset(self, request: web.Request) -> web.Response:
         self.rules, self.log = [], []
+        self.counts = {"accepted": 0, "rejected": 0}
         data = await request.json() if request.can_read_body else {}
         if "latency" in data:
             self.latency = float(data["latency"])
+        self.limits = {name: Limit(float(data[key])) for name, key in (("requests", "rpm"), ("tokens", "tpm"))
+                       if data.get(key)}
+        self.limit_headers = bool(data.get("limit_headers", True))
         return web.json_response({"ok": True})
 
     async def models(self, request: web.Request) -> web.Response:
@@ -192,6 +252,7 @@ def make_app(latency: float = 0.0, keep_log: bool = True) -> web.Application:
     app.router.add_post("/_control/rules", fake.set_rules)
     app.router.add_get("/_control/log", fake.get_log)
     app.router.add_post("/_control/reset", fake.reset)
+    app.router.add_get("/_control/stats", fake.stats)
     return app
 
 
@@ -218,8 +279,13 @@ class FakeServer:
         self.root = f"http://127.0.0.1:{port}"
         self.url = f"{self.root}/v1"
 
-    def reset(self, latency: float = 0.0) -> None:
-        _http("POST", f"{self.root}/_control/reset", {"latency": latency})
+    def reset(self, latency: float = 0.0, **limits: Any) -> None:
+        """Clear rules and log; ``rpm``/``tpm`` enforce rate limits, ``limit_headers=False`` hides them."""
+        _http("POST", f"{self.root}/_control/reset", {"latency": latency, **limits})
+
+    def stats(self) -> dict[str, int]:
+        """Requests accepted and rejected (429) by the rate limits since the last reset."""
+        return _http("GET", f"{self.root}/_control/stats")
 
     def rules(self, rules: list[dict[str, Any]]) -> None:
         _http("POST", f"{self.root}/_control/rules", rules)

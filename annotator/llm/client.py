@@ -43,6 +43,7 @@ from tenacity import (
 
 from annotator.accounting import Counters
 from annotator.errors import EndpointError
+from annotator.llm.ratelimit import Pacer
 from annotator.llm.structured import AnswerFormatError, Structured
 from annotator.llm.translate import (
     hard_connection_error,
@@ -77,6 +78,11 @@ class EndpointConfig:
         backoff_base: first backoff in seconds (doubles each retry, full jitter).
         backoff_max: cap on one backoff (a longer ``Retry-After`` is still honoured).
         provider: label for the ``labeler`` column; None derives it from ``base_url``.
+        extra_body: extra request fields.
+        rpm: requests per minute by hand (providers without rate-limit headers).
+        tpm: tokens per minute by hand.
+        pace: pace below the limits and adapt the in-flight window (:mod:`annotator.llm.ratelimit`);
+            off: fixed concurrency, 429s only retried.
     """
 
     base_url: str | None
@@ -90,6 +96,9 @@ class EndpointConfig:
     backoff_max: float = 30.0
     provider: str | None = None
     extra_body: dict[str, Any] = field(default_factory=dict)
+    rpm: float | None = None
+    tpm: float | None = None
+    pace: bool = True
 
     @property
     def labeler(self) -> str:
@@ -131,6 +140,7 @@ class LLMClient:
         if config.mode not in _MODES:
             raise ValueError(f"unknown mode {config.mode!r}; choose from {', '.join(_MODES)}")
         self._request_options: Any = {"security": {"bearer_auth": True}}
+        self.pacer = Pacer(concurrency, rpm=config.rpm, tpm=config.tpm, enabled=config.pace)
 
     async def close(self) -> None:
         """Close the HTTP session."""
@@ -151,12 +161,36 @@ class LLMClient:
         self.counters.retries += 1
 
     async def _send(self, body: dict[str, Any]) -> Any:
+        estimated = self.pacer.estimate(body) if self.pacer.enabled else 0
+        started = await self.pacer.acquire(estimated)
         self.counters.requests += 1
-        # client.post skips the SDK's recursive transform of the (static, large) schema params,
-        # which costs more CPU than the rest of the call; auth, errors and parsing are the SDK's.
-        raw = await self._openai.post(
-            "/chat/completions", body=body, cast_to=_RawResponse, options=self._request_options
-        )
+        try:
+            # client.post skips the SDK's recursive transform of the (static, large) schema params,
+            # which costs more CPU than the rest of the call; auth, errors and parsing are the SDK's.
+            raw = await self._openai.post(
+                "/chat/completions", body=body, cast_to=_RawResponse, options=self._request_options
+            )
+        except BaseException as exc:
+            response = getattr(exc, "response", None)
+            self.pacer.release(status=getattr(response, "status_code", None),
+                               headers=getattr(response, "headers", None), estimated=estimated, used=None,
+                               started=started)
+            if isinstance(exc, openai.RateLimitError):
+                self.counters.throttled += 1
+            raise
+        response = self._parse(raw)
+        usage = getattr(response, "usage", None)
+        self.pacer.release(status=raw.status_code, headers=raw.headers, estimated=estimated,
+                           used=getattr(usage, "total_tokens", None) if usage is not None else None,
+                           started=started)
+        if usage is not None:
+            self.counters.prompt_tokens += usage.prompt_tokens or 0
+            self.counters.completion_tokens += usage.completion_tokens or 0
+            details = getattr(usage, "prompt_tokens_details", None)
+            self.counters.cached_prompt_tokens += getattr(details, "cached_tokens", 0) or 0
+        return response
+
+    def _parse(self, raw: Any) -> Any:
         try:  # pydantic-core validation is ~10x cheaper than the SDK's generic construct
             response = ChatCompletion.model_validate_json(raw.content)
         except ValidationError:  # lenient servers (missing or odd fields): the SDK's way
@@ -169,12 +203,6 @@ class LLMClient:
                                     f"that is not a chat completion ({raw.content[:80]!r}); is --base-url the "
                                     "OpenAI-compatible /v1 root?") from None
             response = ChatCompletion.construct(**data)
-        usage = getattr(response, "usage", None)
-        if usage is not None:
-            self.counters.prompt_tokens += usage.prompt_tokens or 0
-            self.counters.completion_tokens += usage.completion_tokens or 0
-            details = getattr(usage, "prompt_tokens_details", None)
-            self.counters.cached_prompt_tokens += getattr(details, "cached_tokens", 0) or 0
         return response
 
     async def _raw_create(self, **kwargs: Any) -> Any:
