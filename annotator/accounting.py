@@ -114,6 +114,7 @@ class Summary(Counters):
     failed_ids: list[str] = Field(default_factory=list)
     failure_reasons: dict[str, int] = Field(default_factory=dict)
     duplicate_ids: list[str] = Field(default_factory=list)
+    structured_output: str = ""  # what the endpoint probe chose (--mode auto)
 
     def text(self) -> str:
         """Human-readable block for the terminal."""
@@ -128,6 +129,8 @@ class Summary(Counters):
             f"  tokens: prompt {self.prompt_tokens}  completion {self.completion_tokens}  cost {cost}",
             f"  wall {self.wall_seconds:.2f}s  {self.items_per_second:.1f} items/s",
         ]
+        if self.structured_output:
+            lines.append(f"  {self.structured_output}")
         if self.budget_stopped:
             lines.append("  stopped at --max-cost: rerun to continue")
         for reason, n in sorted(self.failure_reasons.items(), key=lambda kv: -kv[1])[:5]:

@@ -45,7 +45,8 @@ def main() -> None:
 @click.option("--base-url", help="OpenAI-compatible endpoint [$ANNOTATOR_BASE_URL, $OPENAI_BASE_URL].")
 @click.option("--model", help="Model name [$ANNOTATOR_MODEL].")
 @click.option("--api-key-env", help="Environment variable holding the API key [OPENAI_API_KEY].")
-@click.option("--mode", type=click.Choice(["json_schema", "tools", "json", "md_json"]), help="Structured-output mode.")
+@click.option("--mode", type=click.Choice(["auto", "json_schema", "tools", "json", "md_json"]),
+              help="Structured-output mode [auto: probe json_schema, tools, json in turn].")
 @click.option("--taxonomy", type=click.Path(), help="A taxonomy YAML file (default: the shipped v1).")
 @click.option("--concurrency", type=int, help="Requests in flight [16].")
 @click.option("--votes", type=int, help="Samples per item; majority label per dimension [1].")

@@ -28,7 +28,7 @@ class Settings(BaseModel):
     base_url: str | None = None
     model: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
-    mode: Literal["json_schema", "tools", "json", "md_json"] = "json_schema"
+    mode: Literal["auto", "json_schema", "tools", "json", "md_json"] = "auto"
     kind: Literal["eval", "corpus"] = "eval"
     taxonomy: str | None = None
     concurrency: int = Field(default=16, ge=1, le=4096)

@@ -9,6 +9,7 @@ parts as rows finish, so memory stays flat from thousands to millions of items.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -34,8 +35,10 @@ from annotator.errors import ConfigError
 from annotator.fewshot import candidate_picker, default_pool_path, example_picker, load_pool, pool_fingerprint
 from annotator.guards import check_outputs, output_lock
 from annotator.llm import EndpointConfig, LLMClient
+from annotator.llm.probe import PROBE_TEXT, choose
 from annotator.prompts import Example, PromptSet
 from annotator.records import Annotation, Item, Reject
+from annotator.response_models import build_response_model
 from annotator.scan import Scan, Source, check_rejects, labelable, scan
 from annotator.sources import SourceSpec, items_from_records, read_items
 from annotator.store import TableWriter, read_table, rejects_path, write_rejects
@@ -123,30 +126,41 @@ def run(
     if found.rejects:
         summary.rejects_file = str(write_rejects(found.rejects, rejects_path(output)))
     counters = Counters()
-    dims = taxonomy.dimensions(settings.kind)
-    writer = TableWriter(output, dims, keep_fields=keep_fields, with_votes=settings.votes > 1,
-                         input_text=found.input_text_differs)
+    cache = AnswerCache(None if settings.no_cache else (settings.cache_dir or default_cache_dir()))
     tally = _Tally()
-    with endpoint(settings) as cfg:
-        price = price_for(cfg.model, prices) if not settings.local else None
-        if max_cost is not None and price is None and not settings.local:
-            raise ConfigError(f"--max-cost needs a price for model {cfg.model!r}: add it with --prices FILE")
-        cache = AnswerCache(None if settings.no_cache else (settings.cache_dir or default_cache_dir()))
-        options = TagOptions(kind=settings.kind, concurrency=settings.concurrency, votes=settings.votes,
-                             items_per_request=settings.items_per_request,
-                             temperature=settings.temperature, max_tokens=settings.max_tokens,
-                             max_cost=max_cost, rationale=settings.rationale,
-                             confidence=settings.confidence, progress=progress, total=found.labelable)
-        try:
+    try:
+        with endpoint(settings) as cfg:
+            price = price_for(cfg.model, prices) if not settings.local else None
+            if max_cost is not None and price is None and not settings.local:
+                raise ConfigError(f"--max-cost needs a price for model {cfg.model!r}: add it with --prices FILE")
+            if cfg.mode == "auto":  # find what the endpoint accepts (one small request per mode tried)
+                choice = choose(cfg, _probe_request(taxonomy, settings), detail=settings.detail,
+                                max_chars=settings.max_chars, max_tokens=settings.max_tokens,
+                                counters=counters, cache=cache,
+                                version=f"{taxonomy.version}/{prompts.version}")
+                cfg = dataclasses.replace(cfg, mode=choice.mode)
+                settings = settings.model_copy(update={"detail": choice.detail, "max_chars": choice.max_chars
+                                                       or settings.max_chars})
+                taxonomy, prompts, picker, restrictor = _taxonomy_and_prompts(settings)
+                summary.prompt_version, summary.structured_output = prompts.version, choice.text()
+            options = TagOptions(kind=settings.kind, concurrency=settings.concurrency, votes=settings.votes,
+                                 items_per_request=settings.items_per_request,
+                                 temperature=settings.temperature, max_tokens=settings.max_tokens,
+                                 max_cost=max_cost, rationale=settings.rationale,
+                                 confidence=settings.confidence, progress=progress, total=found.labelable)
             tagger = Tagger(LLMClient(cfg, counters, settings.concurrency), taxonomy, prompts, cache, options,
                             price, examples_for=picker, candidates_for=restrictor)
-            for annotation in tagger.run(labelable(source, found)):
-                tally.add(annotation)
-                writer.add(annotation)
-            summary.output = str(writer.commit())
-        finally:
-            writer.discard()
-            cache.close()
+            writer = TableWriter(output, taxonomy.dimensions(settings.kind), keep_fields=keep_fields,
+                                 with_votes=settings.votes > 1, input_text=found.input_text_differs)
+            try:
+                for annotation in tagger.run(labelable(source, found)):
+                    tally.add(annotation)
+                    writer.add(annotation)
+                summary.output = str(writer.commit())
+            finally:
+                writer.discard()
+    finally:
+        cache.close()
     wall = time.perf_counter() - started
     summary = summary.model_copy(update={
         **counters.model_dump(), "ok": tally.ok, "failed": tally.failed, "cached": tagger.cached_items,
@@ -179,6 +193,20 @@ class _Tally:
             self.failed_ids.append(annotation.id)
         reason = annotation.error or "unknown"
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+
+def _probe_request(taxonomy: Taxonomy, settings: Settings) -> Callable[[str], tuple[list[dict[str, str]], Any]]:
+    """The probe's request for a prompt detail: the real system prompt, a tiny sample, the answer model."""
+    model = build_response_model(taxonomy, settings.kind, rationale=settings.rationale,
+                                 confidence=settings.confidence)
+    item = Item(id="probe", text=PROBE_TEXT, source="probe")
+
+    def request_for(detail: str) -> tuple[list[dict[str, str]], Any]:
+        prompts = PromptSet(taxonomy, settings.kind, detail=detail, with_confidence=settings.confidence,
+                            max_chars=settings.max_chars)
+        return prompts.messages([item]), model
+
+    return request_for
 
 
 def _dry_run(items: Iterable[Item], settings: Settings, taxonomy: Taxonomy, prompts: PromptSet,

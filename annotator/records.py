@@ -46,6 +46,7 @@ class Annotation(BaseModel):
         confidence: dimension id -> 0..1 (model-stated, or the vote share with ``--votes``).
         votes: dimension id -> {label: count}, only when more than one vote was taken.
         cached: True when every answer came from the cache (no request was sent).
+        flags: what was repaired in the answer (e.g. a confidence outside 0..1, clipped).
     """
 
     id: str
@@ -62,6 +63,7 @@ class Annotation(BaseModel):
     status: Status
     error: str | None = None
     cached: bool = False
+    flags: list[str] = Field(default_factory=list)
     fields: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -71,7 +71,9 @@ def build_response_model(
         else:
             fields[dim.id] = (lit, Field(description=dim.question))
         if confidence:
-            fields[f"{dim.id}_confidence"] = (float, Field(ge=0.0, le=1.0))
+            # the schema asks for 0..1; an answer outside it is clipped and flagged by the tagger,
+            # not failed (small models answer 2.5 or 100)
+            fields[f"{dim.id}_confidence"] = (float, Field(json_schema_extra={"minimum": 0.0, "maximum": 1.0}))
     validators = {}
     multi = [d.id for d in dims if d.multi]
     if multi:

@@ -4,7 +4,8 @@ The table contract (one row per item id): ``id, source, kind, text`` (the exact 
 labeled, so review push and few-shot pools never need to guess a field), one column per dimension
 (string, or list of strings for multi-label dimensions), ``<dimension>_confidence`` (0-1),
 ``votes`` (JSON vote distribution, only with ``--votes`` > 1), ``rationale``, ``labeler``,
-``taxonomy_version``, ``prompt_version``, ``status`` (ok|failed), ``error``, then the input
+``taxonomy_version``, ``prompt_version``, ``status`` (ok|failed), ``error``, ``flags`` (what was
+repaired in the answer, e.g. ``task_type_confidence 2.5 clipped``; empty when nothing), then the input
 fields (renamed ``input_<name>`` where a name collides). Files are written atomically.
 
 :class:`TableWriter` streams: annotations are written in parts of ``rows_per_part`` rows to
@@ -30,7 +31,7 @@ from annotator.atomic import atomic_path
 from annotator.records import Annotation, Reject
 from annotator.taxonomy import Dimension
 
-META_COLUMNS = ("rationale", "labeler", "taxonomy_version", "prompt_version", "status", "error")
+META_COLUMNS = ("rationale", "labeler", "taxonomy_version", "prompt_version", "status", "error", "flags")
 
 
 def to_table(annotations: Iterable[Annotation], dims: list[Dimension], keep_fields: bool = True, *,
@@ -67,7 +68,8 @@ def to_table(annotations: Iterable[Annotation], dims: list[Dimension], keep_fiel
         if with_votes:
             cols["votes"].append(json.dumps(a.votes, sort_keys=True) if a.votes else None)
         for name in META_COLUMNS:
-            cols[name].append(getattr(a, name))
+            value = getattr(a, name)
+            cols[name].append(("; ".join(value) or None) if name == "flags" else value)
     arrays: dict[str, pa.Array] = {}
     for name, values in cols.items():
         if name in {d.id for d in dims}:

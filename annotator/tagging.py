@@ -290,9 +290,10 @@ class Tagger:
         if len(votes) == 1:
             answer = votes[0]
             labels = {d.id: answer[d.id] for d in self.dims}
-            conf = {d.id: answer[f"{d.id}_confidence"] for d in self.dims if f"{d.id}_confidence" in answer}
+            conf, flags = _clipped({d.id: answer[f"{d.id}_confidence"] for d in self.dims
+                                    if f"{d.id}_confidence" in answer})
             return Annotation(**base, status="ok", labels=labels, confidence=conf,
-                              rationale=answer.get("rationale", ""), cached=cached)
+                              rationale=answer.get("rationale", ""), cached=cached, flags=flags)
         labels, conf, dist = combine_votes(votes, self.dims)
         return Annotation(**base, status="ok", labels=labels, confidence=conf, votes=dist,
                           rationale=votes[0].get("rationale", ""), cached=cached)
@@ -301,3 +302,9 @@ class Tagger:
 def _chunked(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
     while chunk := list(itertools.islice(items, size)):
         yield chunk
+
+
+def _clipped(confidence: dict[str, float]) -> tuple[dict[str, float], list[str]]:
+    """Confidences clipped into 0..1, and a flag for each one that was outside."""
+    flags = [f"{dim}_confidence {value:g} clipped" for dim, value in confidence.items() if not 0.0 <= value <= 1.0]
+    return {dim: min(1.0, max(0.0, value)) for dim, value in confidence.items()}, flags

@@ -117,6 +117,9 @@ class FakeLLM:
         self.limits: dict[str, Limit] = {}  # "requests" / "tokens" -> enforced limit
         self.limit_headers = True
         self.counts = {"accepted": 0, "rejected": 0}
+        self.reject_modes: list[str] = []  # e.g. ["json_schema"], refused as llama.cpp's server does
+        self.context: int | None = None  # served context (tokens ~ characters / 4); larger prompts get 400
+        self.tell_context = False  # show max_model_len in /v1/models (as vLLM does)
 
     def _rule_for(self, text: str) -> dict[str, Any] | None:
         for rule in self.rules:
@@ -138,6 +141,10 @@ class FakeLLM:
         if self.keep_log:
             self.log.append(entry)
         rule = self._rule_for(first_user if len(messages) <= 2 else first_user + user)
+        refused = self._refuse(body)
+        if refused is not None:
+            entry["status"] = refused.status
+            return refused
         limited, limit_headers = self._admit(body)
         if limited is not None:
             entry["status"] = 429
@@ -205,6 +212,20 @@ class FakeLLM:
         return web.json_response({"error": {"message": "Rate limit reached", "type": "requests",
                                              "code": "rate_limit_exceeded"}}, status=429, headers=headers), headers
 
+    def _refuse(self, body: dict[str, Any]) -> web.Response | None:
+        """A server that does not support a structured-output mode, or whose context is too small."""
+        fmt = (body.get("response_format") or {}).get("type")
+        mode = "json_schema" if fmt == "json_schema" else "tools" if body.get("tools") else "json"
+        if mode in self.reject_modes:
+            return web.json_response({"error": {"message": "response_format type must be text or json_object",
+                                                 "type": "server_error"}}, status=500)
+        prompt = sum(len(str(m.get("content") or "")) for m in body.get("messages", [])) // 4
+        if self.context and prompt + int(body.get("max_tokens") or 0) > self.context:
+            return web.json_response({"error": {"message": f"Requested tokens ({prompt}) exceed context window of "
+                                                           f"{self.context}", "type": "invalid_request_error"}},
+                                     status=400)
+        return None
+
     async def stats(self, request: web.Request) -> web.Response:
         return web.json_response(self.counts)
 
@@ -224,10 +245,16 @@ class FakeLLM:
         self.limits = {name: Limit(float(data[key])) for name, key in (("requests", "rpm"), ("tokens", "tpm"))
                        if data.get(key)}
         self.limit_headers = bool(data.get("limit_headers", True))
+        self.reject_modes = list(data.get("reject_modes", []))
+        self.context = data.get("context")
+        self.tell_context = bool(data.get("tell_context", False))
         return web.json_response({"ok": True})
 
     async def models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+        entry = {"id": "fake-model", "object": "model"}
+        if self.tell_context and self.context:
+            entry["max_model_len"] = self.context
+        return web.json_response({"object": "list", "data": [entry]})
 
 
 def _schema_of(body: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:

@@ -15,7 +15,9 @@ from annotator.cli import main
 
 
 def label(llm, *args, input_path=None):
-    args = [str(input_path or FIXTURES / "gsm8k-10.jsonl"), *map(str, args), "--base-url", llm.url, "--model", "m"]
+    # requests are counted here, so the mode is pinned (--mode auto's probe is tested in test_probe.py)
+    args = [str(input_path or FIXTURES / "gsm8k-10.jsonl"), *map(str, args), "--base-url", llm.url, "--model", "m",
+            "--mode", "json_schema"]
     return CliRunner().invoke(main, ["label", *args])
 
 
@@ -150,7 +152,7 @@ def test_404_and_non_chat_answers_stop_after_the_probe(llm, tmp_path):
 
 def test_the_circuit_breaker_stops_a_repeating_permanent_error(llm, tmp_path):
     llm.rules([{"match": "item 0:", "times": 1}, {"match": "", "status": 400}])  # the probe succeeds, then 400s
-    res, _ = run_with(llm.url, tmp_path, "--concurrency", 2)
+    res, _ = run_with(llm.url, tmp_path, "--concurrency", 2, "--mode", "json_schema")
     assert res.exit_code == 1, res.output
     assert len(llm.log()) <= 1 + 5 + 2  # probe + the streak that opened it + requests already in flight
     df = pd.read_parquet(tmp_path / "o.parquet")
@@ -158,7 +160,7 @@ def test_the_circuit_breaker_stops_a_repeating_permanent_error(llm, tmp_path):
                                                     "HTTP 400")]
     assert (df.status == "ok").sum() == 1 and len(stopped) >= 190
     llm.reset()  # the endpoint is fixed: a rerun labels exactly the rest
-    res, _ = run_with(llm.url, tmp_path, "--concurrency", 8)
+    res, _ = run_with(llm.url, tmp_path, "--concurrency", 8, "--mode", "json_schema")
     assert res.exit_code == 0 and len(llm.log()) == 199
 
 

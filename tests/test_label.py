@@ -9,14 +9,16 @@ from conftest import FIXTURES, write_jsonl
 
 import annotator
 from annotator.cli import main
+from annotator.llm.probe import PROBE_TEXT
 from annotator.taxonomy import load_taxonomy
 
 EVAL_DIMS = ["background", "task_type", "solving_operation", "output_constraint"]
 
 
 def label(llm, *args, input_path=None, extra=()):
+    # requests are counted here, so the mode is pinned (--mode auto's probe is tested in test_probe.py)
     args = [str(input_path or FIXTURES / "gsm8k-10.jsonl"), *args, "--base-url", llm.url,
-            "--model", "fake-model", *extra]
+            "--model", "fake-model", "--mode", "json_schema", *extra]
     return CliRunner().invoke(main, ["label", *args], catch_exceptions=False)
 
 
@@ -226,16 +228,20 @@ def test_config_file_and_environment(llm, tmp_path, monkeypatch):
     res = CliRunner().invoke(main, ["label", str(FIXTURES / "gsm8k-10.jsonl"), "-o", "a.parquet"])
     assert res.exit_code == 0, res.output
     assert {e["model"] for e in llm.log()} == {"from-toml"}
+
+    def labeled():  # without the --mode auto probe (one per endpoint and model, remembered in the cache)
+        return [e for e in llm.log() if PROBE_TEXT not in e["user"]]
+
     monkeypatch.setenv("ANNOTATOR_MODEL", "from-env")
     CliRunner().invoke(main, ["label", str(FIXTURES / "gsm8k-10.jsonl"), "-o", "b.parquet"])
-    assert {e["model"] for e in llm.log()[10:]} == {"from-env"}
+    assert {e["model"] for e in labeled()[10:]} == {"from-env"}
     (tmp_path / "annotator.toml").write_text('api_key = "sk-oops"\n')
     res = CliRunner().invoke(main, ["label", str(FIXTURES / "gsm8k-10.jsonl"), "-o", "c.parquet"])
     assert res.exit_code == 2 and "api_key must not be written in a file" in res.output
     (tmp_path / "annotator.toml").unlink()
     monkeypatch.setenv("OPENAI_BASE_URL", llm.url)
     res = CliRunner().invoke(main, ["label", str(FIXTURES / "gsm8k-10.jsonl"), "-o", "d.parquet", "--no-cache"])
-    assert res.exit_code == 0 and len(llm.log()) == 30
+    assert res.exit_code == 0 and len(labeled()) == 30 and len(llm.log()) == 33  # --no-cache: probed again
 
 
 def test_usage_errors_exit_2(llm, tmp_path):

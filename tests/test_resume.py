@@ -17,7 +17,8 @@ def test_kill_9_mid_run_then_resume(tmp_path):
         path = write_jsonl(tmp_path / "in.jsonl", [{"id": f"k{i}", "text": f"sample k{i}: question {i}"}
                                                    for i in range(n)])
         args = [sys.executable, "-m", "annotator.cli", "label", str(path), "-o", str(tmp_path / "out.parquet"),
-                "--id-field", "id", "--base-url", server.url, "--model", "fake-model", "--concurrency", "4"]
+                "--id-field", "id", "--base-url", server.url, "--model", "fake-model", "--concurrency", "4",
+                "--mode", "json_schema"]
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.time() + 60

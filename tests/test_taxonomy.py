@@ -107,10 +107,14 @@ def test_response_model_is_built_from_label_sets():
     for bad in ({"background": "astrology"}, {"solving_operation": []},
                 {"solving_operation": ["arithmetic"] * 2},
                 {"solving_operation": ["arithmetic", "counting_combinatorics", "number_theory", "state_tracking"]},
-                {"task_type_confidence": 1.5}):
+                {"task_type_confidence": "high"}):
         with pytest.raises(ValidationError):
             model.model_validate({**good, **bad})
+    # a confidence outside 0..1 is accepted here and clipped + flagged by the tagger (not a failed item),
+    # while the schema sent to the model still asks for 0..1
+    assert model.model_validate({**good, "task_type_confidence": 2.5}).task_type_confidence == 2.5
     schema = model.model_json_schema()
+    assert schema["properties"]["task_type_confidence"]["maximum"] == 1.0
     assert schema["properties"]["background"]["enum"][0] == "none"
     assert model.model_json_schema() is schema  # computed once per class
     corpus = build_response_model(tax, "corpus", rationale=False, confidence=False)

@@ -71,7 +71,8 @@ class EndpointConfig:
         base_url: OpenAI-compatible endpoint (``.../v1``); None for api.openai.com.
         model: model name sent in each request.
         api_key: the key, read from the environment by the caller; never logged.
-        mode: ``json_schema`` (structured outputs), ``tools``, ``json`` or ``md_json``.
+        mode: ``json_schema`` (structured outputs), ``tools``, ``json`` or ``md_json`` (``auto`` is
+            resolved by :mod:`annotator.llm.probe` before a client is made).
         timeout: seconds per HTTP request.
         transport_retries: retries after the first attempt for transient failures.
         reasks: re-asks after an invalid answer.
@@ -145,6 +146,11 @@ class LLMClient:
     async def close(self) -> None:
         """Close the HTTP session."""
         await self._openai.close()
+
+    async def get_raw(self, url: str) -> bytes:
+        """GET a path under the endpoint (or an absolute URL on it); the body (errors raise)."""
+        raw = await self._openai.get(url, cast_to=_RawResponse, options=self._request_options)
+        return raw.content
 
     def _backoff(self, exc: BaseException | None, retry: int) -> float:
         """``Retry-After`` when the server gave one, else exponential backoff with jitter."""
