@@ -32,7 +32,7 @@ from annotator.prompts import Example, PromptSet
 from annotator.records import Annotation, Item
 from annotator.response_models import build_batch_model, build_response_model
 from annotator.taxonomy import Taxonomy
-from annotator.votes import combine_votes
+from annotator.votes import assemble
 
 
 @dataclass
@@ -277,34 +277,28 @@ class Tagger:
         return annotation
 
     def _annotation(self, item: Item, state: _State) -> Annotation:
-        votes = state.answers[item.id]
-        base = {
-            "id": item.id, "source": item.source, "kind": self.options.kind, "text": item.text,
-            "labeler": self.client.config.labeler, "taxonomy_version": self.taxonomy.version,
-            "prompt_version": self.prompts.version, "fields": item.fields,
-        }
-        if any(v is None for v in votes):
-            error = state.errors.get(item.id, "no answer")
-            return Annotation(**base, status="failed", error=error)
-        cached = state.from_cache.get(item.id, 0) == len(votes)
-        if len(votes) == 1:
-            answer = votes[0]
-            labels = {d.id: answer[d.id] for d in self.dims}
-            conf, flags = _clipped({d.id: answer[f"{d.id}_confidence"] for d in self.dims
-                                    if f"{d.id}_confidence" in answer})
-            return Annotation(**base, status="ok", labels=labels, confidence=conf,
-                              rationale=answer.get("rationale", ""), cached=cached, flags=flags)
-        labels, conf, dist = combine_votes(votes, self.dims)
-        return Annotation(**base, status="ok", labels=labels, confidence=conf, votes=dist,
-                          rationale=votes[0].get("rationale", ""), cached=cached)
+        return assemble(item, state.answers[item.id], dims=self.dims, error=state.errors.get(item.id),
+                        cached=state.from_cache.get(item.id, 0) == self.options.votes,
+                        kind=self.options.kind, labeler=self.client.config.labeler,
+                        taxonomy_version=self.taxonomy.version, prompt_version=self.prompts.version)
+
+    # ---- the Batch API -----------------------------------------------------------------------
+    def pending_requests(self, items: Iterable[Item]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(cache key, request body) of every request the cache cannot answer (for the Batch API)."""
+        opts = self.options
+        for chunk in _chunked(iter(items), 256):
+            self.state = _State()
+            for unit in self._plan(chunk):
+                item = unit.items[0]
+                body = self.client.body(self._messages([item]), self._model_for(item),
+                                        temperature=opts.effective_temperature(), max_tokens=opts.max_tokens,
+                                        seed=unit.vote if opts.votes > 1 else None)
+                yield self.state.keys[(item.id, unit.vote)], body
+            self._user.clear()
+            self._restriction.clear()
+        self.state = _State()
 
 
 def _chunked(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
     while chunk := list(itertools.islice(items, size)):
         yield chunk
-
-
-def _clipped(confidence: dict[str, float]) -> tuple[dict[str, float], list[str]]:
-    """Confidences clipped into 0..1, and a flag for each one that was outside."""
-    flags = [f"{dim}_confidence {value:g} clipped" for dim, value in confidence.items() if not 0.0 <= value <= 1.0]
-    return {dim: min(1.0, max(0.0, value)) for dim, value in confidence.items()}, flags

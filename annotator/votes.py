@@ -1,11 +1,48 @@
-"""Combining several sampled answers (``--votes K``) into one label set per item."""
+"""From answers to an annotation.
+
+One answer (confidences clipped into 0..1 and flagged), or several sampled answers
+(``--votes K``) combined into one label set per item.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 from typing import Any
 
+from annotator.records import Annotation, Item
 from annotator.taxonomy import Dimension
+
+
+def assemble(item: Item, answers: list[dict[str, Any] | None], *, dims: list[Dimension], error: str | None,
+             cached: bool, **meta: str) -> Annotation:
+    """The annotation of one item from its answers (one per vote; None where a vote failed).
+
+    Args:
+        item: the item.
+        answers: one validated answer per vote, None where none came.
+        dims: the kind's dimensions.
+        error: why an answer is missing.
+        cached: every answer came from the cache.
+        **meta: ``kind``, ``labeler``, ``taxonomy_version``, ``prompt_version``.
+    """
+    base = {"id": item.id, "source": item.source, "text": item.text, "fields": item.fields, **meta}
+    if any(v is None for v in answers):
+        return Annotation(**base, status="failed", error=error or "no answer")
+    votes: list[dict[str, Any]] = [v for v in answers if v is not None]
+    if len(votes) == 1:
+        answer = votes[0]
+        conf, flags = clipped({d.id: answer[f"{d.id}_confidence"] for d in dims if f"{d.id}_confidence" in answer})
+        return Annotation(**base, status="ok", labels={d.id: answer[d.id] for d in dims}, confidence=conf,
+                          rationale=answer.get("rationale", ""), cached=cached, flags=flags)
+    labels, conf, dist = combine_votes(votes, dims)
+    return Annotation(**base, status="ok", labels=labels, confidence=conf, votes=dist,
+                      rationale=votes[0].get("rationale", ""), cached=cached)
+
+
+def clipped(confidence: dict[str, float]) -> tuple[dict[str, float], list[str]]:
+    """Confidences clipped into 0..1, and a flag for each one that was outside."""
+    flags = [f"{dim}_confidence {value:g} clipped" for dim, value in confidence.items() if not 0.0 <= value <= 1.0]
+    return {dim: min(1.0, max(0.0, value)) for dim, value in confidence.items()}, flags
 
 
 def combine_votes(votes: list[dict[str, Any]], dims: list[Dimension]) -> tuple[dict, dict, dict]:

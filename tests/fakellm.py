@@ -14,6 +14,10 @@ of the item text (and ``seed``), so answers are deterministic. Rules posted to
     {"match": "item-5", "drop": true}                                 # close the connection
     {"match": "batch", "omit_ids": ["x1"]}                            # leave items out of a batch
 
+It also implements the Batch API (``/v1/files``, ``/v1/batches``): a batch finishes
+``batch.delay`` seconds after creation; ``batch.expire_after`` N expires it after N requests
+(the rest in the error file), ``batch.fail_every`` k fails every k-th request (a 500 line).
+
 ``times`` defaults to unlimited. ``/_control/log`` lists every request received (user message
 excerpt, status sent); ``/_control/reset`` clears rules and the log.
 """
@@ -120,6 +124,10 @@ class FakeLLM:
         self.reject_modes: list[str] = []  # e.g. ["json_schema"], refused as llama.cpp's server does
         self.context: int | None = None  # served context (tokens ~ characters / 4); larger prompts get 400
         self.tell_context = False  # show max_model_len in /v1/models (as vLLM does)
+        self.files: dict[str, bytes] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self.batch_started: dict[str, float] = {}
+        self.batch_conf: dict[str, Any] = {}  # delay (s), expire_after (requests done before expiry), fail_every
 
     def _rule_for(self, text: str) -> dict[str, Any] | None:
         for rule in self.rules:
@@ -165,6 +173,13 @@ class FakeLLM:
             entry["status"] = rule["status"]
             return web.json_response({"error": {"message": "scripted failure", "type": "scripted"}},
                                      status=rule["status"], headers=rule.get("headers", {}))
+        entry["status"] = 200
+        return web.json_response(self._completion(body, rule), headers=limit_headers or None)
+
+    def _completion(self, body: dict[str, Any], rule: dict[str, Any] | None) -> dict[str, Any]:
+        """A chat completion answering ``body`` (valid under its schema unless a rule says otherwise)."""
+        messages = body.get("messages", [])
+        first_user = next((m["content"] for m in messages if m.get("role") == "user"), "")
         schema, tool = _schema_of(body)
         ids = [i for i in ITEM_ID.findall(first_user) if i not in (rule or {}).get("omit_ids", [])]
         seed = hashlib.md5(f"{first_user}|{body.get('seed')}".encode()).hexdigest()
@@ -172,21 +187,20 @@ class FakeLLM:
         if rule and rule.get("answer"):
             answer.update(rule["answer"])
         content = rule["content"] if rule and "content" in rule else json.dumps(answer)
-        entry["status"] = 200
         prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4 + 1
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if tool:
             message = {"role": "assistant", "content": None, "tool_calls": [{
                 "id": "call_1", "type": "function",
                 "function": {"name": tool, "arguments": content}}]}
-        return web.json_response(headers=limit_headers or None, data={
+        return {
             "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model", "fake"),
             "choices": [{"index": 0, "message": message,
                          "finish_reason": "tool_calls" if tool else "stop"}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(content) // 4 + 1,
                       "total_tokens": prompt_tokens + len(content) // 4 + 1},
-        })
+        }
 
     def _admit(self, body: dict[str, Any]) -> tuple[web.Response | None, dict[str, str]]:
         """Enforce the rate limits: (None or the 429 answer, the rate-limit headers to send)."""
@@ -226,6 +240,96 @@ class FakeLLM:
                                      status=400)
         return None
 
+    # ---- files and batches (the OpenAI Batch API) ---------------------------------------------
+    async def upload(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        upload = form["file"]
+        data = upload.file.read()
+        fid = f"file-{len(self.files) + 1:04d}"
+        self.files[fid] = data
+        return web.json_response({"id": fid, "object": "file", "bytes": len(data), "created_at": int(time.time()),
+                                  "filename": upload.filename, "purpose": form.get("purpose", "batch")})
+
+    async def file_content(self, request: web.Request) -> web.Response:
+        fid = request.match_info["fid"]
+        if fid not in self.files:
+            return web.json_response({"error": {"message": f"no file {fid}"}}, status=404)
+        return web.Response(body=self.files[fid], content_type="application/octet-stream")
+
+    async def create_batch(self, request: web.Request) -> web.Response:
+        data = await request.json()
+        if data.get("input_file_id") not in self.files:
+            return web.json_response({"error": {"message": "unknown input_file_id"}}, status=400)
+        bid = f"batch_{len(self.batches) + 1:04d}"
+        lines = [json.loads(x) for x in self.files[data["input_file_id"]].splitlines() if x.strip()]
+        self.batches[bid] = {"id": bid, "object": "batch", "endpoint": data.get("endpoint"), "errors": None,
+                             "input_file_id": data["input_file_id"], "completion_window": data.get("completion_window"),
+                             "status": "validating", "output_file_id": None, "error_file_id": None,
+                             "created_at": int(time.time()), "request_counts": {"total": len(lines), "completed": 0,
+                                                                                "failed": 0}}
+        self.batch_started[bid] = time.monotonic()
+        self.counts["batch_requests"] = self.counts.get("batch_requests", 0) + len(lines)
+        return web.json_response(self.batches[bid])
+
+    def _advance(self, bid: str) -> dict[str, Any]:
+        """Move a batch along: in_progress at once, finished after ``batch.delay`` seconds."""
+        batch = self.batches[bid]
+        if batch["status"] in ("completed", "expired", "cancelled", "failed"):
+            return batch
+        if batch["status"] == "cancelling":
+            return self._finish(batch, "cancelled", limit=0)
+        batch["status"] = "in_progress"
+        if time.monotonic() - self.batch_started[bid] >= self.batch_conf.get("delay", 0.5):
+            expire = self.batch_conf.get("expire_after")
+            self._finish(batch, "expired" if expire is not None else "completed", limit=expire)
+        return batch
+
+    def _finish(self, batch: dict[str, Any], status: str, limit: int | None) -> dict[str, Any]:
+        lines = [json.loads(x) for x in self.files[batch["input_file_id"]].splitlines() if x.strip()]
+        out, err = [], []
+        fail_every = self.batch_conf.get("fail_every")
+        for n, line in enumerate(lines):
+            if limit is not None and n >= limit:
+                code = "batch_expired" if status == "expired" else "batch_cancelled"
+                err.append({"id": f"req_{n}", "custom_id": line["custom_id"], "response": None,
+                            "error": {"code": code, "message": "This request could not be executed before the "
+                                                               "completion window expired."}})
+                continue
+            body = line["body"]
+            first_user = next((m["content"] for m in body.get("messages", []) if m.get("role") == "user"), "")
+            rule = self._rule_for(first_user)
+            if (fail_every and n % fail_every == fail_every - 1) or (rule and rule.get("status")):
+                err.append({"id": f"req_{n}", "custom_id": line["custom_id"], "error": None, "response": {
+                    "status_code": 500, "request_id": f"r{n}", "body": {"error": {"message": "scripted failure"}}}})
+                continue
+            out.append({"id": f"req_{n}", "custom_id": line["custom_id"], "error": None, "response": {
+                "status_code": 200, "request_id": f"r{n}", "body": self._completion(body, rule)}})
+        for name, rows in (("output_file_id", out), ("error_file_id", err)):
+            if rows:
+                fid = f"file-{len(self.files) + 1:04d}"
+                self.files[fid] = "".join(json.dumps(r) + "\n" for r in rows).encode()
+                batch[name] = fid
+        batch["status"] = status
+        batch["request_counts"].update(completed=len(out), failed=len(err))
+        return batch
+
+    async def get_batch(self, request: web.Request) -> web.Response:
+        bid = request.match_info["bid"]
+        if bid not in self.batches:
+            return web.json_response({"error": {"message": f"no batch {bid}"}}, status=404)
+        self.counts["batch_polls"] = self.counts.get("batch_polls", 0) + 1
+        return web.json_response(self._advance(bid))
+
+    async def cancel_batch(self, request: web.Request) -> web.Response:
+        bid = request.match_info["bid"]
+        batch = self.batches[bid]
+        if batch["status"] in ("validating", "in_progress"):
+            batch["status"] = "cancelling"
+        return web.json_response(batch)
+
+    async def list_batches(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": list(self.batches.values()), "has_more": False})
+
     async def stats(self, request: web.Request) -> web.Response:
         return web.json_response(self.counts)
 
@@ -248,6 +352,9 @@ class FakeLLM:
         self.reject_modes = list(data.get("reject_modes", []))
         self.context = data.get("context")
         self.tell_context = bool(data.get("tell_context", False))
+        self.batch_conf = dict(data.get("batch", {}))
+        if not data.get("keep_batches"):
+            self.files, self.batches, self.batch_started = {}, {}, {}
         return web.json_response({"ok": True})
 
     async def models(self, request: web.Request) -> web.Response:
@@ -280,6 +387,12 @@ def make_app(latency: float = 0.0, keep_log: bool = True) -> web.Application:
     app.router.add_get("/_control/log", fake.get_log)
     app.router.add_post("/_control/reset", fake.reset)
     app.router.add_get("/_control/stats", fake.stats)
+    app.router.add_post("/v1/files", fake.upload)
+    app.router.add_get("/v1/files/{fid}/content", fake.file_content)
+    app.router.add_post("/v1/batches", fake.create_batch)
+    app.router.add_get("/v1/batches", fake.list_batches)
+    app.router.add_get("/v1/batches/{bid}", fake.get_batch)
+    app.router.add_post("/v1/batches/{bid}/cancel", fake.cancel_batch)
     return app
 
 

@@ -42,7 +42,7 @@ from tenacity import (
 )
 
 from annotator.accounting import Counters
-from annotator.errors import EndpointError
+from annotator.errors import EndpointError, ResponseError
 from annotator.llm.ratelimit import Pacer
 from annotator.llm.structured import AnswerFormatError, Structured
 from annotator.llm.translate import (
@@ -233,6 +233,37 @@ class LLMClient:
                 return await self._send(body)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _params(self, temperature: float, max_tokens: int | None, seed: int | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"model": self.config.model, "temperature": temperature}
+        if max_tokens is not None:
+            params["max_tokens"] = max_tokens
+        if seed is not None:
+            params["seed"] = seed
+        if self.config.extra_body:
+            params["extra_body"] = self.config.extra_body
+        return params
+
+    def body(self, messages: list[dict[str, str]], response_model: type[BaseModel], *, temperature: float = 0.0,
+             max_tokens: int | None = None, seed: int | None = None) -> dict[str, Any]:
+        """The request body :meth:`complete` sends first for these messages (the Batch API sends it too)."""
+        structured = self._structured(response_model)
+        body = {"messages": structured.messages(messages), **structured.params,
+                **self._params(temperature, max_tokens, seed)}
+        extra = body.pop("extra_body", None)
+        return {**body, **extra} if extra else body
+
+    def parse(self, completion: dict[str, Any], response_model: type[BaseModel]) -> BaseModel:
+        """Validate a chat completion's answer exactly as :meth:`complete` does.
+
+        Raises:
+            ResponseError: not a chat completion, or an answer that does not validate.
+        """
+        try:
+            return self._structured(response_model).parse(ChatCompletion.model_validate(completion))
+        except (ValidationError, AnswerFormatError) as exc:
+            error = validation_summary(exc) if isinstance(exc, ValidationError) else str(exc)
+            raise ResponseError(f"invalid answer: {error}") from None
+
     def _structured(self, model: type[BaseModel]) -> Structured:
         structured = self._wrapped.get(model)
         if structured is None:  # schema parts built once per model: they are large and never change
@@ -258,13 +289,7 @@ class LLMClient:
             TransportError: transport failures after every retry, or a 4xx answer.
             ResponseError: the answer stayed invalid after every re-ask.
         """
-        params: dict[str, Any] = {"model": self.config.model, "temperature": temperature}
-        if max_tokens is not None:
-            params["max_tokens"] = max_tokens
-        if seed is not None:
-            params["seed"] = seed
-        if self.config.extra_body:
-            params["extra_body"] = self.config.extra_body
+        params = self._params(temperature, max_tokens, seed)
         structured = self._structured(response_model)
         conversation = structured.messages(messages)
         try:

@@ -1,0 +1,68 @@
+"""The OpenAI Batch API (``/v1/files`` + ``/v1/batches``) through the openai SDK's public API.
+
+Only transport lives here (upload, create, retrieve, cancel, download); what goes into a batch and
+what is done with its answers is :mod:`annotator.batch`. Errors leave as :mod:`annotator.errors`
+types, credentials in the base URL become Basic auth as in the online client.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from annotator.llm.client import EndpointConfig
+from annotator.llm.translate import translate, url_credentials
+
+ENDPOINT = "/v1/chat/completions"
+TERMINAL = ("completed", "expired", "failed", "cancelled")
+
+
+class BatchAPI:
+    """Files and batches of one endpoint (synchronous: a batch job makes a few calls an hour)."""
+
+    def __init__(self, config: EndpointConfig) -> None:
+        self.config = config
+        base_url, headers = url_credentials(config.base_url, config.api_key)
+        self._client = openai.OpenAI(base_url=base_url, api_key=config.api_key or "not-needed", max_retries=4,
+                                     timeout=max(config.timeout, 300.0), default_headers=headers)
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # openai raises many types; translate every one
+            raise translate(exc, self.config) from None
+
+    def submit(self, path: Path) -> tuple[str, dict[str, Any]]:
+        """Upload a requests file and create its batch; return the file id and the batch."""
+        with open(path, "rb") as fh:
+            uploaded = self._call(self._client.files.create, file=(path.name, fh), purpose="batch")
+        return uploaded.id, self.create(uploaded.id)
+
+    def create(self, file_id: str) -> dict[str, Any]:
+        """Create a batch over an uploaded requests file (24 h window)."""
+        batch = self._call(self._client.batches.create, input_file_id=file_id, endpoint=ENDPOINT,
+                           completion_window="24h")
+        return batch.model_dump()
+
+    def find(self, file_id: str) -> dict[str, Any] | None:
+        """The batch already created over ``file_id`` (a run killed between create and record), if any."""
+        page = self._call(self._client.batches.list, limit=100)
+        return next((b.model_dump() for b in page.data if b.input_file_id == file_id), None)
+
+    def retrieve(self, batch_id: str) -> dict[str, Any]:
+        """The batch's current state (status, request counts, output and error file ids)."""
+        return self._call(self._client.batches.retrieve, batch_id).model_dump()
+
+    def cancel(self, batch_id: str) -> dict[str, Any]:
+        """Ask the provider to cancel a batch (requests done so far are still billed and kept)."""
+        return self._call(self._client.batches.cancel, batch_id).model_dump()
+
+    def content(self, file_id: str) -> bytes:
+        """A file's bytes (batch output or error file)."""
+        return self._call(self._client.files.content, file_id).content
+
+    def close(self) -> None:
+        """Release the HTTP client."""
+        self._client.close()
