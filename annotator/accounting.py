@@ -31,12 +31,20 @@ class Price(BaseModel):
     input: float = Field(ge=0)
     output: float = Field(ge=0)
     cached_input: float | None = Field(default=None, ge=0)
+    batch_input: float | None = Field(default=None, ge=0)
+    batch_output: float | None = Field(default=None, ge=0)
 
     def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> float:
         """Cost in USD; cached prompt tokens are billed at ``cached_input`` when known."""
         cached_rate = self.input if self.cached_input is None else self.cached_input
         fresh = max(0, prompt_tokens - cached_tokens)
         return (fresh * self.input + cached_tokens * cached_rate + completion_tokens * self.output) / 1e6
+
+    def batch_cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """Cost in USD through the Batch API; None when the table has no batch price for the model."""
+        if self.batch_input is None or self.batch_output is None:
+            return None
+        return (prompt_tokens * self.batch_input + completion_tokens * self.batch_output) / 1e6
 
 
 def load_prices(extra_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Price]:
@@ -115,6 +123,8 @@ class Summary(Counters):
     failure_reasons: dict[str, int] = Field(default_factory=dict)
     duplicate_ids: list[str] = Field(default_factory=list)
     structured_output: str = ""  # what the endpoint probe chose (--mode auto)
+    estimated_batch_cost_usd: float | None = None  # --dry-run: the same job through the Batch API
+    batch: dict[str, int] | None = None  # --batch-api: what the batches did (tokens billed at batch prices)
 
     def text(self) -> str:
         """Human-readable block for the terminal."""
@@ -129,6 +139,13 @@ class Summary(Counters):
             f"  tokens: prompt {self.prompt_tokens}  completion {self.completion_tokens}  cost {cost}",
             f"  wall {self.wall_seconds:.2f}s  {self.items_per_second:.1f} items/s",
         ]
+        if self.dry_run and self.estimated_batch_cost_usd is not None:
+            lines.append(f"  with --batch-api: ${self.estimated_batch_cost_usd:.4f}")
+        if self.batch:
+            b = self.batch
+            lines.append(f"  batch API: {b['batches']} batch(es) ({b['attached']} attached), {b['requests']} "
+                         f"requests: answered {b['answered']}, invalid {b['invalid']}, failed {b['failed']}, "
+                         f"not run {b['not_run']} (these went online)")
         if self.structured_output:
             lines.append(f"  {self.structured_output}")
         if self.budget_stopped:

@@ -58,6 +58,10 @@ def main() -> None:
 @click.option("--retries", "transport_retries", type=int, help="Transport retries [6].")
 @click.option("--rpm", type=float, help="Requests per minute, for providers without rate-limit headers.")
 @click.option("--tpm", type=float, help="Tokens per minute, for providers without rate-limit headers.")
+@click.option("--batch-api", is_flag=True, default=None,
+              help="Send uncached requests through the provider's Batch API (half price, within 24 h); resumable.")
+@click.option("--batch-size", type=int, help="Requests per batch [50000, the provider's limit].")
+@click.option("--batch-poll", type=float, help="First wait between batch status checks, in seconds [10].")
 @click.option("--pace/--no-pace", default=None,
               help="Pace below rate limits (headers, --rpm/--tpm) and halve the window on 429 [on].")
 @click.option("--max-chars", type=int, help="Longer item texts are clipped, head and tail kept [12000].")
@@ -234,9 +238,10 @@ def review_status_cmd(dataset: str, workspace: str | None, taxonomy: str | None,
 
 
 from annotator.cli_corpus import distill_cmd, shards_group  # noqa: E402  (the corpus side)
-from annotator.cli_loop import map_cmd, slices_group  # noqa: E402  (the closing-the-loop step)
+from annotator.cli_loop import batches_group, map_cmd, slices_group  # noqa: E402  (the closing-the-loop step)
 
 main.add_command(slices_group)
+main.add_command(batches_group)
 main.add_command(map_cmd)
 main.add_command(shards_group)
 main.add_command(distill_cmd)

@@ -1,4 +1,7 @@
-"""Commands of the closing-the-loop step: ``annotator slices report`` and ``annotator map``."""
+"""Commands of the closing-the-loop step and of the Batch API.
+
+``annotator slices report``, ``annotator map``, ``annotator batches status|cancel``.
+"""
 
 from __future__ import annotations
 
@@ -72,3 +75,32 @@ def map_cmd(report: str, corpus_labels: str, output: str, **options: Any) -> Non
             click.echo(f"too little data: {cov['dimension']}={cov['label']} has {cov['available']} documents "
                        f"for {cov['wanted']} draws")
     click.echo(f"plan -> {output}/mixture.json, {output}/manifest.parquet")
+
+
+@click.group("batches")
+def batches_group() -> None:
+    """Batches of an `annotator label --batch-api` run (recorded in OUTPUT.batches/)."""
+
+
+@batches_group.command("status")
+@click.argument("output", type=click.Path())
+@click.option("--base-url", help="Endpoint [the one recorded by the run].")
+@click.option("--api-key-env", help="Environment variable holding the API key [OPENAI_API_KEY].")
+@_errors_to_messages
+def batches_status_cmd(output: str, base_url: str | None, api_key_env: str | None) -> None:
+    """Status of the batches recorded for OUTPUT."""
+    from annotator.batch import batch_table
+
+    click.echo(batch_table(output, base_url=base_url, api_key_env=api_key_env))
+
+
+@batches_group.command("cancel")
+@click.argument("output", type=click.Path())
+@click.option("--base-url", help="Endpoint [the one recorded by the run].")
+@click.option("--api-key-env", help="Environment variable holding the API key [OPENAI_API_KEY].")
+@_errors_to_messages
+def batches_cancel_cmd(output: str, base_url: str | None, api_key_env: str | None) -> None:
+    """Cancel the running batches of OUTPUT (rerun `annotator label` to collect and finish online)."""
+    from annotator.batch import batch_table
+
+    click.echo(batch_table(output, base_url=base_url, api_key_env=api_key_env, cancel=True))

@@ -42,6 +42,9 @@ class Settings(BaseModel):
     rpm: float | None = Field(default=None, gt=0)
     tpm: float | None = Field(default=None, gt=0)
     pace: bool = True
+    batch_api: bool = False
+    batch_size: int = Field(default=50000, ge=1, le=50000)
+    batch_poll: float = Field(default=10.0, gt=0)
     max_chars: int = Field(default=12000, ge=200)
     detail: Literal["full", "short"] = "full"
     rationale: bool = True

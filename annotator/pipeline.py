@@ -10,79 +10,31 @@ parts as rows finish, so memory stays flat from thousands to millions of items.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 
-from annotator.accounting import (
-    ANSWER_TOKENS_PER_DIMENSION,
-    RATIONALE_TOKENS,
-    Counters,
-    Summary,
-    estimate_tokens,
-    load_prices,
-    price_for,
-    write_json_atomic,
-)
+from annotator.accounting import Counters, Summary, load_prices, price_for, write_json_atomic
 from annotator.cache import AnswerCache, default_cache_dir
-from annotator.config import Settings, api_key, effective, load_settings
+from annotator.config import Settings, effective, load_settings
 from annotator.errors import ConfigError
-from annotator.fewshot import candidate_picker, default_pool_path, example_picker, load_pool, pool_fingerprint
 from annotator.guards import check_outputs, output_lock
-from annotator.llm import EndpointConfig, LLMClient
-from annotator.llm.probe import PROBE_TEXT, choose
-from annotator.prompts import Example, PromptSet
+from annotator.llm import LLMClient
+from annotator.llm.probe import choose
+from annotator.prepare import dry_run as estimate
+from annotator.prepare import endpoint, probe_request, taxonomy_and_prompts
 from annotator.records import Annotation, Item, Reject
-from annotator.response_models import build_response_model
 from annotator.scan import Scan, Source, check_rejects, labelable, scan
 from annotator.sources import SourceSpec, items_from_records, read_items
 from annotator.store import TableWriter, read_table, rejects_path, write_rejects
 from annotator.tagging import Tagger, TagOptions
-from annotator.taxonomy import Taxonomy, load_taxonomy
 
 OnBad = Literal["error", "skip"]
-Picker = Callable[[Item], tuple[Example, ...]]
-Restrictor = Callable[[Item], dict[str, list[str]]]
-
-
-@contextmanager
-def endpoint(settings: Settings) -> Iterator[EndpointConfig]:
-    """The endpoint to label with: the configured one, or the embedded local server."""
-    common = {"mode": settings.mode, "timeout": settings.timeout,
-              "transport_retries": settings.transport_retries, "reasks": settings.reasks,
-              "rpm": settings.rpm, "tpm": settings.tpm, "pace": settings.pace}
-    if not settings.local:
-        if not settings.model:
-            raise ConfigError("--model (or ANNOTATOR_MODEL) is required with --base-url")
-        yield EndpointConfig(base_url=settings.base_url, model=settings.model,
-                             api_key=api_key(settings), **common)
-        return
-    from annotator.local import LocalServer
-
-    with LocalServer.from_settings(settings) as server:
-        yield server.endpoint(**common)
-
-
-def _taxonomy_and_prompts(settings: Settings) -> tuple[Taxonomy, PromptSet, Picker | None, Restrictor | None]:
-    taxonomy = load_taxonomy(settings.taxonomy)
-    picker, restrictor, pool_version = None, None, ""
-    if settings.fewshot or settings.candidates:
-        dims = taxonomy.dimensions(settings.kind)
-        pool = load_pool(settings.fewshot_pool or default_pool_path(settings.kind), dims)
-        if settings.fewshot:
-            picker = example_picker(pool, settings.fewshot)
-        if settings.candidates:
-            restrictor = candidate_picker(pool, settings.candidates, dims)
-        pool_version = f"{pool_fingerprint(pool)}/k{settings.fewshot}/c{settings.candidates}"
-    prompts = PromptSet(taxonomy, settings.kind, detail=settings.detail,
-                        with_confidence=settings.confidence, max_chars=settings.max_chars,
-                        pool_version=pool_version)
-    return taxonomy, prompts, picker, restrictor
 
 
 def run(
@@ -110,22 +62,26 @@ def run(
     """
     started = time.perf_counter()
     settings = effective(settings)
+    if settings.batch_api and (settings.items_per_request > 1 or settings.candidates or settings.local):
+        raise ConfigError("--batch-api sends one item per request without --candidates, to an external "
+                          "--base-url: drop --items-per-request/--candidates (the Batch API already halves the price)")
     if settings.items_per_request > 1 and (settings.fewshot or settings.candidates):
         raise ConfigError("--items-per-request > 1 cannot carry retrieved examples (--fewshot) or candidate "
                           "restrictions (--candidates), which are per item: use one of them (set --fewshot 0 "
                           "--candidates 0 to batch)")
     if not dry_run:
         check_outputs(output)
-    taxonomy, prompts, picker, restrictor = _taxonomy_and_prompts(settings)
+    taxonomy, prompts, picker, restrictor = taxonomy_and_prompts(settings)
     prices = load_prices(settings.prices_file, settings.prices)
     summary = Summary(items=found.labelable, rejected=len(found.rejects), duplicates=len(found.duplicate_ids),
                       duplicate_ids=sorted(set(found.duplicate_ids))[:100],
                       taxonomy_version=taxonomy.version, prompt_version=prompts.version)
     if dry_run:
-        return _dry_run(labelable(source, found), settings, taxonomy, prompts, picker, prices, summary)
+        return estimate(labelable(source, found), settings, taxonomy, prompts, picker, prices, summary)
     if found.rejects:
         summary.rejects_file = str(write_rejects(found.rejects, rejects_path(output)))
     counters = Counters()
+    batches = None
     cache = AnswerCache(None if settings.no_cache else (settings.cache_dir or default_cache_dir()))
     tally = _Tally()
     try:
@@ -133,15 +89,17 @@ def run(
             price = price_for(cfg.model, prices) if not settings.local else None
             if max_cost is not None and price is None and not settings.local:
                 raise ConfigError(f"--max-cost needs a price for model {cfg.model!r}: add it with --prices FILE")
+            if cfg.mode == "auto" and settings.batch_api:  # the Batch API is OpenAI's: structured outputs
+                cfg = dataclasses.replace(cfg, mode="json_schema")
             if cfg.mode == "auto":  # find what the endpoint accepts (one small request per mode tried)
-                choice = choose(cfg, _probe_request(taxonomy, settings), detail=settings.detail,
+                choice = choose(cfg, probe_request(taxonomy, settings), detail=settings.detail,
                                 max_chars=settings.max_chars, max_tokens=settings.max_tokens,
                                 counters=counters, cache=cache,
                                 version=f"{taxonomy.version}/{prompts.version}")
                 cfg = dataclasses.replace(cfg, mode=choice.mode)
                 settings = settings.model_copy(update={"detail": choice.detail, "max_chars": choice.max_chars
                                                        or settings.max_chars})
-                taxonomy, prompts, picker, restrictor = _taxonomy_and_prompts(settings)
+                taxonomy, prompts, picker, restrictor = taxonomy_and_prompts(settings)
                 summary.prompt_version, summary.structured_output = prompts.version, choice.text()
             options = TagOptions(kind=settings.kind, concurrency=settings.concurrency, votes=settings.votes,
                                  items_per_request=settings.items_per_request,
@@ -152,6 +110,9 @@ def run(
                             price, examples_for=picker, candidates_for=restrictor)
             writer = TableWriter(output, taxonomy.dimensions(settings.kind), keep_fields=keep_fields,
                                  with_votes=settings.votes > 1, input_text=found.input_text_differs)
+            if settings.batch_api:
+                batches = _through_batches(tagger, labelable(source, found), cfg, cache, output, settings, progress)
+                summary.batch = batches.model_dump(exclude={"prompt_tokens", "completion_tokens"})
             try:
                 for annotation in tagger.run(labelable(source, found)):
                     tally.add(annotation)
@@ -164,9 +125,7 @@ def run(
     wall = time.perf_counter() - started
     summary = summary.model_copy(update={
         **counters.model_dump(), "ok": tally.ok, "failed": tally.failed, "cached": tagger.cached_items,
-        "estimated_cost_usd": 0.0 if settings.local else (
-            price.cost(counters.prompt_tokens, counters.completion_tokens, counters.cached_prompt_tokens)
-            if price else None),
+        "estimated_cost_usd": 0.0 if settings.local else _cost(price, counters, batches),
         "wall_seconds": round(wall, 3),
         "items_per_second": round((tally.ok + tally.failed) / wall, 2) if wall else 0.0,
         "labeler": cfg.labeler, "budget_stopped": tagger.budget_stopped,
@@ -174,6 +133,30 @@ def run(
     })
     write_json_atomic(Path(f"{output}.summary.json"), summary.model_dump())
     return summary
+
+
+def _through_batches(tagger: Tagger, items: Iterable[Item], cfg: Any, cache: AnswerCache, output: str | Path,
+                     settings: Settings, progress: bool) -> Any:
+    from annotator.batch import run_batches
+    from annotator.llm.batches import BatchAPI
+
+    api = BatchAPI(cfg)
+    try:
+        return run_batches(tagger, items, api, cache, output=output, max_requests=settings.batch_size,
+                           poll=settings.batch_poll, report=lambda line: print(line, file=sys.stderr, flush=True))
+    finally:
+        api.close()
+
+
+def _cost(price: Any, counters: Counters, batches: Any) -> float | None:
+    """Online tokens at the online price, batch tokens at the batch price (None when a price is missing)."""
+    if price is None:
+        return None
+    online = price.cost(counters.prompt_tokens, counters.completion_tokens, counters.cached_prompt_tokens)
+    if batches is None or not (batches.prompt_tokens or batches.completion_tokens):
+        return online
+    batch = price.batch_cost(batches.prompt_tokens, batches.completion_tokens)
+    return None if batch is None else online + batch
 
 
 class _Tally:
@@ -193,42 +176,6 @@ class _Tally:
             self.failed_ids.append(annotation.id)
         reason = annotation.error or "unknown"
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
-
-
-def _probe_request(taxonomy: Taxonomy, settings: Settings) -> Callable[[str], tuple[list[dict[str, str]], Any]]:
-    """The probe's request for a prompt detail: the real system prompt, a tiny sample, the answer model."""
-    model = build_response_model(taxonomy, settings.kind, rationale=settings.rationale,
-                                 confidence=settings.confidence)
-    item = Item(id="probe", text=PROBE_TEXT, source="probe")
-
-    def request_for(detail: str) -> tuple[list[dict[str, str]], Any]:
-        prompts = PromptSet(taxonomy, settings.kind, detail=detail, with_confidence=settings.confidence,
-                            max_chars=settings.max_chars)
-        return prompts.messages([item]), model
-
-    return request_for
-
-
-def _dry_run(items: Iterable[Item], settings: Settings, taxonomy: Taxonomy, prompts: PromptSet,
-             picker: Picker | None, prices: dict, summary: Summary) -> Summary:
-    system_tokens = estimate_tokens(prompts.system)
-    n_dims = len(taxonomy.dimensions(settings.kind))
-    answer = n_dims * ANSWER_TOKENS_PER_DIMENSION + (RATIONALE_TOKENS if settings.rationale else 0)
-    n = prompt = 0
-    for it in items:
-        n += 1
-        prompt += estimate_tokens(prompts.item_message(it, picker(it) if picker else ()))
-    requests = -(-n // settings.items_per_request) * settings.votes
-    prompt = prompt * settings.votes + system_tokens * requests
-    completion = answer * n * settings.votes
-    model = settings.model or "local"
-    price = None if settings.local else price_for(model, prices)
-    return summary.model_copy(update={
-        "dry_run": True, "requests": requests, "prompt_tokens": prompt, "completion_tokens": completion,
-        "estimated_cost_usd": 0.0 if settings.local else (price.cost(prompt, completion) if price else None),
-        "labeler": f"local:{Path(settings.model_path).name}" if settings.local and settings.model_path
-        else ("local" if settings.local else model),
-    })
 
 
 def label_files(

@@ -1,0 +1,106 @@
+"""What a labeling run needs before its first request.
+
+The endpoint, the prompts, the probe's request, and the ``--dry-run`` estimate (online and
+Batch API prices side by side).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from annotator.accounting import (
+    ANSWER_TOKENS_PER_DIMENSION,
+    RATIONALE_TOKENS,
+    Summary,
+    estimate_tokens,
+    price_for,
+)
+from annotator.config import Settings, api_key
+from annotator.errors import ConfigError
+from annotator.fewshot import candidate_picker, default_pool_path, example_picker, load_pool, pool_fingerprint
+from annotator.llm import EndpointConfig
+from annotator.llm.probe import PROBE_TEXT
+from annotator.prompts import Example, PromptSet
+from annotator.records import Item
+from annotator.response_models import build_response_model
+from annotator.taxonomy import Taxonomy, load_taxonomy
+
+Picker = Callable[[Item], tuple[Example, ...]]
+Restrictor = Callable[[Item], dict[str, list[str]]]
+
+
+@contextmanager
+def endpoint(settings: Settings) -> Iterator[EndpointConfig]:
+    """The endpoint to label with: the configured one, or the embedded local server."""
+    common = {"mode": settings.mode, "timeout": settings.timeout,
+              "transport_retries": settings.transport_retries, "reasks": settings.reasks,
+              "rpm": settings.rpm, "tpm": settings.tpm, "pace": settings.pace}
+    if not settings.local:
+        if not settings.model:
+            raise ConfigError("--model (or ANNOTATOR_MODEL) is required with --base-url")
+        yield EndpointConfig(base_url=settings.base_url, model=settings.model,
+                             api_key=api_key(settings), **common)
+        return
+    from annotator.local import LocalServer
+
+    with LocalServer.from_settings(settings) as server:
+        yield server.endpoint(**common)
+
+
+def taxonomy_and_prompts(settings: Settings) -> tuple[Taxonomy, PromptSet, Picker | None, Restrictor | None]:
+    """The taxonomy, the prompt set, and the few-shot picker / candidate restrictor when asked for."""
+    taxonomy = load_taxonomy(settings.taxonomy)
+    picker, restrictor, pool_version = None, None, ""
+    if settings.fewshot or settings.candidates:
+        dims = taxonomy.dimensions(settings.kind)
+        pool = load_pool(settings.fewshot_pool or default_pool_path(settings.kind), dims)
+        if settings.fewshot:
+            picker = example_picker(pool, settings.fewshot)
+        if settings.candidates:
+            restrictor = candidate_picker(pool, settings.candidates, dims)
+        pool_version = f"{pool_fingerprint(pool)}/k{settings.fewshot}/c{settings.candidates}"
+    prompts = PromptSet(taxonomy, settings.kind, detail=settings.detail,
+                        with_confidence=settings.confidence, max_chars=settings.max_chars,
+                        pool_version=pool_version)
+    return taxonomy, prompts, picker, restrictor
+
+
+def probe_request(taxonomy: Taxonomy, settings: Settings) -> Callable[[str], tuple[list[dict[str, str]], Any]]:
+    """The probe's request for a prompt detail: the real system prompt, a tiny sample, the answer model."""
+    model = build_response_model(taxonomy, settings.kind, rationale=settings.rationale,
+                                 confidence=settings.confidence)
+    item = Item(id="probe", text=PROBE_TEXT, source="probe")
+
+    def request_for(detail: str) -> tuple[list[dict[str, str]], Any]:
+        prompts = PromptSet(taxonomy, settings.kind, detail=detail, with_confidence=settings.confidence,
+                            max_chars=settings.max_chars)
+        return prompts.messages([item]), model
+
+    return request_for
+
+
+def dry_run(items: Iterable[Item], settings: Settings, taxonomy: Taxonomy, prompts: PromptSet,
+            picker: Picker | None, prices: dict, summary: Summary) -> Summary:
+    """Requests, tokens and cost a run would take (online, and with the Batch API); nothing is sent."""
+    system_tokens = estimate_tokens(prompts.system)
+    n_dims = len(taxonomy.dimensions(settings.kind))
+    answer = n_dims * ANSWER_TOKENS_PER_DIMENSION + (RATIONALE_TOKENS if settings.rationale else 0)
+    n = prompt = 0
+    for it in items:
+        n += 1
+        prompt += estimate_tokens(prompts.item_message(it, picker(it) if picker else ()))
+    requests = -(-n // settings.items_per_request) * settings.votes
+    prompt = prompt * settings.votes + system_tokens * requests
+    completion = answer * n * settings.votes
+    model = settings.model or "local"
+    price = None if settings.local else price_for(model, prices)
+    return summary.model_copy(update={
+        "dry_run": True, "requests": requests, "prompt_tokens": prompt, "completion_tokens": completion,
+        "estimated_cost_usd": 0.0 if settings.local else (price.cost(prompt, completion) if price else None),
+        "estimated_batch_cost_usd": price.batch_cost(prompt, completion) if price else None,
+        "labeler": f"local:{Path(settings.model_path).name}" if settings.local and settings.model_path
+        else ("local" if settings.local else model),
+    })

@@ -1,0 +1,119 @@
+"""--batch-api against the loopback server's files/batches endpoints: same table as online, split
+under the limits, partial failures / invalid answers / expiry finished online, kill -9 resumes
+without paying twice, `annotator batches status|cancel`, and both prices in --dry-run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+from click.testing import CliRunner
+from conftest import FIXTURES, ROOT, start_fake, write_jsonl
+
+from annotator.cli import main
+
+LABELS = ["background", "task_type", "solving_operation", "output_constraint"]
+
+
+def label(url, out, *extra, path=FIXTURES / "gsm8k-10.jsonl"):
+    return CliRunner().invoke(main, ["label", str(path), "-o", str(out), "--base-url", url, "--model", "fake-model",
+                                     "--batch-poll", "0.1", *map(str, extra)])
+
+
+def summary(out):
+    return json.loads(open(f"{out}.summary.json").read())
+
+
+def test_batch_api_gives_the_online_table_without_online_requests(llm, tmp_path):
+    llm.reset(batch={"delay": 0.3})
+    res = label(llm.url, tmp_path / "b.parquet", "--batch-api")
+    assert res.exit_code == 0, res.output
+    assert llm.log() == [] and llm.stats()["batch_requests"] == 10  # nothing went online
+    assert "batch API: 1 batch(es) (0 attached), 10 requests: answered 10" in res.output
+    online = label(llm.url, tmp_path / "o.parquet", "--mode", "json_schema", "--no-cache")
+    assert online.exit_code == 0
+    batch_df, online_df = pd.read_parquet(tmp_path / "b.parquet"), pd.read_parquet(tmp_path / "o.parquet")
+    assert batch_df[["id", *LABELS]].astype(str).equals(online_df[["id", *LABELS]].astype(str))
+    assert (tmp_path / "b.parquet.batches" / "state.json").exists()
+    assert not list((tmp_path / "b.parquet.batches").glob("input-*.jsonl"))  # collected: request files removed
+    before = llm.stats()["batch_requests"]
+    res = label(llm.url, tmp_path / "b2.parquet", "--batch-api")  # all cached: no batch at all
+    assert res.exit_code == 0 and llm.stats()["batch_requests"] == before
+
+
+def test_split_partial_failures_invalid_answers_and_expiry_finish_online(llm, tmp_path):
+    llm.reset(batch={"delay": 0.2, "fail_every": 4})
+    llm.rules([{"match": "Janet", "times": 1, "answer": {"background": "astrology"}}])  # invalid once
+    res = label(llm.url, tmp_path / "p.parquet", "--batch-api", "--batch-size", 4)
+    assert res.exit_code == 0, res.output
+    batch = summary(tmp_path / "p.parquet")["batch"]
+    assert batch["batches"] == 3 and batch["requests"] == 10  # 4 + 4 + 2
+    assert batch["failed"] == 2 and batch["invalid"] == 1 and batch["answered"] == 7
+    assert len(llm.log()) == 3  # the two failed and the invalid one, asked online
+    assert (pd.read_parquet(tmp_path / "p.parquet").status == "ok").all()
+
+    llm.reset(batch={"delay": 0.2, "expire_after": 6})
+    path = write_jsonl(tmp_path / "e.jsonl", [{"id": f"x{i}", "text": f"expiring item {i}"} for i in range(10)])
+    res = label(llm.url, tmp_path / "e.parquet", "--batch-api", "--id-field", "id", path=path)
+    assert res.exit_code == 0, res.output
+    batch = summary(tmp_path / "e.parquet")["batch"]
+    assert batch["answered"] == 6 and batch["not_run"] == 4 and len(llm.log()) == 4
+
+
+def test_killed_batch_job_attaches_instead_of_paying_twice(tmp_path):
+    server = start_fake()
+    try:
+        server.reset(batch={"delay": 4.0})
+        out = tmp_path / "k.parquet"
+        args = [sys.executable, "-m", "annotator.cli", "label", str(FIXTURES / "gsm8k-10.jsonl"), "-o", str(out),
+                "--base-url", server.url, "--model", "fake-model", "--batch-api", "--batch-poll", "0.2"]
+        env = dict(os.environ, PYTHONPATH=str(ROOT), ANNOTATOR_CACHE_DIR=str(tmp_path / "cache"))
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        state = tmp_path / "k.parquet.batches" / "state.json"
+        deadline = time.time() + 60
+        while time.time() < deadline and not (state.exists() and "batch_id" in state.read_text()):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert server.stats()["batch_requests"] == 10
+        status = CliRunner().invoke(main, ["batches", "status", str(out)])
+        assert status.exit_code == 0 and "batch_0001" in status.output and "in_progress" in status.output
+
+        done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "(1 attached)" in done.stdout and "answered 10" in done.stdout
+        assert server.stats()["batch_requests"] == 10 and server.log() == []  # nothing paid twice
+        assert (pd.read_parquet(out).status == "ok").all()
+    finally:
+        server.proc.kill()
+
+
+def test_cancel_then_rerun_labels_the_rest_online(llm, tmp_path):
+    llm.reset(batch={"delay": 60})
+    out = tmp_path / "c.parquet"
+    state = tmp_path / "c.parquet.batches" / "state.json"
+    proc = subprocess.Popen([sys.executable, "-m", "annotator.cli", "label", str(FIXTURES / "gsm8k-10.jsonl"), "-o",
+                             str(out), "--base-url", llm.url, "--model", "fake-model", "--batch-api"],
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (state.exists() and "batch_id" in state.read_text()):
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait(timeout=10)
+    res = CliRunner().invoke(main, ["batches", "cancel", str(out), "--base-url", llm.url])
+    assert res.exit_code == 0 and "cancelling" in res.output, res.output
+    res = label(llm.url, out, "--batch-api")
+    assert res.exit_code == 0, res.output
+    assert summary(out)["batch"]["not_run"] == 10 and len(llm.log()) == 10
+
+
+def test_dry_run_shows_both_prices(llm, tmp_path):
+    res = CliRunner().invoke(main, ["label", str(FIXTURES / "gsm8k-10.jsonl"), "-o", str(tmp_path / "d.parquet"),
+                                    "--base-url", llm.url, "--model", "gpt-4o-mini", "--dry-run"])
+    assert res.exit_code == 0, res.output
+    online = float(res.output.split("cost $")[1].split()[0])
+    batch = float(res.output.split("with --batch-api: $")[1].split()[0])
+    assert online > 0 and abs(batch - online / 2) < 1e-4 and llm.log() == []
