@@ -124,6 +124,7 @@ class Summary(Counters):
     duplicate_ids: list[str] = Field(default_factory=list)
     structured_output: str = ""  # what the endpoint probe chose (--mode auto)
     estimated_batch_cost_usd: float | None = None  # --dry-run: the same job through the Batch API
+    per_model: dict[str, dict[str, Any]] | None = None  # several --model: each model's ok/failed/requests/cost
     batch: dict[str, int] | None = None  # --batch-api: what the batches did (tokens billed at batch prices)
 
     def text(self) -> str:
@@ -146,6 +147,9 @@ class Summary(Counters):
             lines.append(f"  batch API: {b['batches']} batch(es) ({b['attached']} attached), {b['requests']} "
                          f"requests: answered {b['answered']}, invalid {b['invalid']}, failed {b['failed']}, "
                          f"not run {b['not_run']} (these went online)")
+        for name, m in (self.per_model or {}).items():
+            cost = "n/a" if m["cost_usd"] is None else f"${m['cost_usd']:.4f}"
+            lines.append(f"  {name}: ok {m['ok']}  failed {m['failed']}  requests {m['requests']}  cost {cost}")
         if self.structured_output:
             lines.append(f"  {self.structured_output}")
         if self.budget_stopped:
@@ -163,3 +167,34 @@ def write_json_atomic(path: Path, payload: Any) -> None:
     """Write JSON to ``path`` via a temporary file and rename (never half-written)."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         json.dump(payload, fh, indent=2, ensure_ascii=False, default=str)
+
+
+def run_cost(price: Price | None, counters: Counters, batches: Any) -> float | None:
+    """Online tokens at the online price, batch tokens at the batch price (None when a price is missing)."""
+    if price is None:
+        return None
+    online = price.cost(counters.prompt_tokens, counters.completion_tokens, counters.cached_prompt_tokens)
+    if batches is None or not (batches.prompt_tokens or batches.completion_tokens):
+        return online
+    batch = price.batch_cost(batches.prompt_tokens, batches.completion_tokens)
+    return None if batch is None else online + batch
+
+
+class Tally:
+    """Counts of a run's outcomes, kept while rows stream past (first 1000 failed ids)."""
+
+    def __init__(self) -> None:
+        self.ok = self.failed = 0
+        self.failed_ids: list[str] = []
+        self.reasons: dict[str, int] = {}
+
+    def add(self, annotation: Any) -> None:
+        """Count one annotation (an :class:`~annotator.records.Annotation`)."""
+        if annotation.status != "failed":
+            self.ok += 1
+            return
+        self.failed += 1
+        if len(self.failed_ids) < 1000:
+            self.failed_ids.append(annotation.id)
+        reason = annotation.error or "unknown"
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1

@@ -19,6 +19,7 @@ so that a rerun after kill -9 or a closed laptop *attaches* to the batches it al
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -102,6 +103,17 @@ def run_batches(tagger: Tagger, items: Iterable[Item], api: BatchAPI, cache: Ans
         (folder / entry["input"]).unlink(missing_ok=True)
         _save(folder, state)
     return counts
+
+
+def through_batches(tagger: Tagger, items: Iterable[Item], cfg: Any, cache: AnswerCache, output: str | Path,
+                    settings: Any, progress: bool) -> BatchCounts:
+    """:func:`run_batches` with the endpoint's Batch API and the run's settings; progress lines on stderr."""
+    api = BatchAPI(cfg)
+    try:
+        return run_batches(tagger, items, api, cache, output=output, max_requests=settings.batch_size,
+                           poll=settings.batch_poll, report=lambda line: print(line, file=sys.stderr, flush=True))
+    finally:
+        api.close()
 
 
 def _save(folder: Path, state: dict[str, Any]) -> None:

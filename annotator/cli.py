@@ -43,7 +43,8 @@ def main() -> None:
 @click.option("--on-bad-record", type=click.Choice(["error", "skip"]), default="error", show_default=True)
 @click.option("--no-keep-fields", is_flag=True, help="Do not copy input fields into the output.")
 @click.option("--base-url", help="OpenAI-compatible endpoint [$ANNOTATOR_BASE_URL, $OPENAI_BASE_URL].")
-@click.option("--model", help="Model name [$ANNOTATOR_MODEL].")
+@click.option("--model", multiple=True, help="Model name [$ANNOTATOR_MODEL]; repeat to label with several "
+              "models (per-model columns, consensus, agreement as confidence).")
 @click.option("--api-key-env", help="Environment variable holding the API key [OPENAI_API_KEY].")
 @click.option("--mode", type=click.Choice(["auto", "json_schema", "tools", "json", "md_json"]),
               help="Structured-output mode [auto: probe json_schema, tools, json in turn].")
@@ -141,12 +142,16 @@ def taxonomy_validate(path: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @_errors_to_messages
 def eval_labels(predictions: str, reference: str, kind: str, taxonomy: str | None, as_json: bool) -> None:
-    """Score PREDICTIONS (a labels table) against REFERENCE labels, joined by id."""
-    from annotator.evaluation import evaluate
+    """Score PREDICTIONS (a labels table) against REFERENCE labels, joined by id (each model too)."""
+    from annotator.evaluation import evaluate_all
     from annotator.taxonomy import load_taxonomy
 
-    report = evaluate(predictions, reference, load_taxonomy(taxonomy).dimensions(kind))
-    click.echo(report.model_dump_json(indent=2) if as_json else report.text())
+    reports = evaluate_all(predictions, reference, load_taxonomy(taxonomy).dimensions(kind))
+    if as_json:
+        click.echo(reports[0].model_dump_json(indent=2) if len(reports) == 1
+                   else "[" + ",\n".join(r.model_dump_json(indent=2) for r in reports) + "]")
+    else:
+        click.echo("\n\n".join(r.text() for r in reports))
 
 
 @main.command("serve-local")

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from annotator.errors import ConfigError
 
@@ -42,6 +42,7 @@ class Settings(BaseModel):
     rpm: float | None = Field(default=None, gt=0)
     tpm: float | None = Field(default=None, gt=0)
     pace: bool = True
+    models: list[str] = Field(default_factory=list)  # two or more: each labels every item (consensus)
     batch_api: bool = False
     batch_size: int = Field(default=50000, ge=1, le=50000)
     batch_poll: float = Field(default=10.0, gt=0)
@@ -59,6 +60,15 @@ class Settings(BaseModel):
     model_path: str | None = None
     local_threads: int | None = None
     local_ctx: int = 4096
+
+    @model_validator(mode="before")
+    @classmethod
+    def _several_models(cls, data: Any) -> Any:
+        """``model`` may name several models (``--model A --model B``): the first is ``model``, all are ``models``."""
+        if isinstance(data, dict) and isinstance(data.get("model"), list | tuple):
+            names = [str(m) for m in data["model"]]
+            data = {**data, "model": names[0] if names else None, "models": names if len(names) > 1 else []}
+        return data
 
     @property
     def local(self) -> bool:
@@ -85,7 +95,7 @@ def load_settings(cli: dict[str, Any], config_path: str | Path | None = None) ->
         "model": os.environ.get("ANNOTATOR_MODEL"),
     }
     merged.update({k: v for k, v in env.items() if v})
-    merged.update({k: v for k, v in cli.items() if v is not None})
+    merged.update({k: v for k, v in cli.items() if v is not None and v != ()})
     try:
         return Settings.model_validate(merged)
     except ValidationError as exc:

@@ -10,7 +10,6 @@ parts as rows finish, so memory stays flat from thousands to millions of items.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -19,20 +18,23 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from annotator.accounting import Counters, Summary, load_prices, price_for, write_json_atomic
+from annotator.accounting import Counters, Summary, Tally, load_prices, price_for, run_cost, write_json_atomic
+from annotator.batch import through_batches
 from annotator.cache import AnswerCache, default_cache_dir
 from annotator.config import Settings, effective, load_settings
+from annotator.consensus import join_models, model_tables
 from annotator.errors import ConfigError
 from annotator.guards import check_outputs, output_lock
 from annotator.llm import LLMClient
 from annotator.llm.probe import choose
 from annotator.prepare import dry_run as estimate
 from annotator.prepare import endpoint, probe_request, taxonomy_and_prompts
-from annotator.records import Annotation, Item, Reject
+from annotator.records import Item, Reject
 from annotator.scan import Scan, Source, check_rejects, labelable, scan
 from annotator.sources import SourceSpec, items_from_records, read_items
 from annotator.store import TableWriter, read_table, rejects_path, write_rejects
 from annotator.tagging import Tagger, TagOptions
+from annotator.taxonomy import load_taxonomy
 
 OnBad = Literal["error", "skip"]
 
@@ -50,16 +52,71 @@ def run(
 ) -> Summary:
     """Label the checked input, streaming: read -> tag -> write parts -> commit table and summary.
 
+    With several models (``settings.models``) each labels every item into
+    ``<output>.models/<model>.parquet`` and :mod:`annotator.consensus` joins them into ``output``.
+
     Args:
         source: reads the input from the start (called again for the labeling pass).
         found: the checking pass over the same input (:func:`annotator.scan.scan`).
         settings: resolved settings.
         output: the labels table (``.parquet`` or ``.jsonl``); parts go to ``<output>.parts/``.
         dry_run: estimate requests, tokens and cost; send nothing, write nothing.
-        max_cost: stop starting requests at this estimated spend (USD).
+        max_cost: stop starting requests at this estimated spend (USD), all models together.
         keep_fields: keep input fields as columns.
         progress: show a progress bar.
     """
+    if len(settings.models) < 2:
+        return _run_one(source, found, settings, output=output, dry_run=dry_run, max_cost=max_cost,
+                        keep_fields=keep_fields, progress=progress)
+    if not settings.base_url:
+        raise ConfigError("--model given several times needs an endpoint (--base-url) serving those models")
+    started = time.perf_counter()
+    if not dry_run:
+        check_outputs(output)
+    tables = model_tables(output, settings.models)
+    per_model: dict[str, Summary] = {}
+    for name, path in tables.items():
+        spent = sum(s.estimated_cost_usd or 0.0 for s in per_model.values())
+        per_model[name] = _run_one(source, found, settings.model_copy(update={"model": name, "models": []}),
+                                   output=path, dry_run=dry_run, keep_fields=keep_fields, progress=progress,
+                                   max_cost=None if max_cost is None else max(0.0, max_cost - spent))
+    first = next(iter(per_model.values()))
+    costs = [s.estimated_cost_usd for s in per_model.values()]
+    summary = first.model_copy(update={
+        **{k: sum(getattr(s, k) for s in per_model.values()) for k in Counters.model_fields},
+        "estimated_cost_usd": None if None in costs else sum(c for c in costs if c is not None),
+        "labeler": "consensus(" + ", ".join(s.labeler for s in per_model.values()) + ")",
+        "per_model": {n: {"ok": s.ok, "failed": s.failed, "requests": s.requests, "cost_usd": s.estimated_cost_usd}
+                      for n, s in per_model.items()},
+        "output": None, "failed_ids": [], "failure_reasons": {},
+    })
+    if dry_run:
+        return summary
+    dims = load_taxonomy(settings.taxonomy).dimensions(settings.kind)
+    ok, failed = join_models(tables, output, dims)
+    wall = time.perf_counter() - started
+    summary = summary.model_copy(update={
+        "ok": ok, "failed": failed, "output": str(output), "wall_seconds": round(wall, 3),
+        "items_per_second": round((ok + failed) / wall, 2) if wall else 0.0,
+        "rejects_file": str(write_rejects(found.rejects, rejects_path(output))) if found.rejects else None,
+        "failure_reasons": {f"{n}: {r}": c for n, s in per_model.items() for r, c in s.failure_reasons.items()},
+    })
+    write_json_atomic(Path(f"{output}.summary.json"), summary.model_dump())
+    return summary
+
+
+def _run_one(
+    source: Source,
+    found: Scan,
+    settings: Settings,
+    *,
+    output: str | Path,
+    dry_run: bool = False,
+    max_cost: float | None = None,
+    keep_fields: bool = True,
+    progress: bool = False,
+) -> Summary:
+    """One model: the streaming run (see :func:`run`)."""
     started = time.perf_counter()
     settings = effective(settings)
     if settings.batch_api and (settings.items_per_request > 1 or settings.candidates or settings.local):
@@ -83,7 +140,7 @@ def run(
     counters = Counters()
     batches = None
     cache = AnswerCache(None if settings.no_cache else (settings.cache_dir or default_cache_dir()))
-    tally = _Tally()
+    tally = Tally()
     try:
         with endpoint(settings) as cfg:
             price = price_for(cfg.model, prices) if not settings.local else None
@@ -111,7 +168,7 @@ def run(
             writer = TableWriter(output, taxonomy.dimensions(settings.kind), keep_fields=keep_fields,
                                  with_votes=settings.votes > 1, input_text=found.input_text_differs)
             if settings.batch_api:
-                batches = _through_batches(tagger, labelable(source, found), cfg, cache, output, settings, progress)
+                batches = through_batches(tagger, labelable(source, found), cfg, cache, output, settings, progress)
                 summary.batch = batches.model_dump(exclude={"prompt_tokens", "completion_tokens"})
             try:
                 for annotation in tagger.run(labelable(source, found)):
@@ -125,7 +182,7 @@ def run(
     wall = time.perf_counter() - started
     summary = summary.model_copy(update={
         **counters.model_dump(), "ok": tally.ok, "failed": tally.failed, "cached": tagger.cached_items,
-        "estimated_cost_usd": 0.0 if settings.local else _cost(price, counters, batches),
+        "estimated_cost_usd": 0.0 if settings.local else run_cost(price, counters, batches),
         "wall_seconds": round(wall, 3),
         "items_per_second": round((tally.ok + tally.failed) / wall, 2) if wall else 0.0,
         "labeler": cfg.labeler, "budget_stopped": tagger.budget_stopped,
@@ -133,49 +190,6 @@ def run(
     })
     write_json_atomic(Path(f"{output}.summary.json"), summary.model_dump())
     return summary
-
-
-def _through_batches(tagger: Tagger, items: Iterable[Item], cfg: Any, cache: AnswerCache, output: str | Path,
-                     settings: Settings, progress: bool) -> Any:
-    from annotator.batch import run_batches
-    from annotator.llm.batches import BatchAPI
-
-    api = BatchAPI(cfg)
-    try:
-        return run_batches(tagger, items, api, cache, output=output, max_requests=settings.batch_size,
-                           poll=settings.batch_poll, report=lambda line: print(line, file=sys.stderr, flush=True))
-    finally:
-        api.close()
-
-
-def _cost(price: Any, counters: Counters, batches: Any) -> float | None:
-    """Online tokens at the online price, batch tokens at the batch price (None when a price is missing)."""
-    if price is None:
-        return None
-    online = price.cost(counters.prompt_tokens, counters.completion_tokens, counters.cached_prompt_tokens)
-    if batches is None or not (batches.prompt_tokens or batches.completion_tokens):
-        return online
-    batch = price.batch_cost(batches.prompt_tokens, batches.completion_tokens)
-    return None if batch is None else online + batch
-
-
-class _Tally:
-    """Counts of a run's outcomes, kept while rows stream past (first 1000 failed ids)."""
-
-    def __init__(self) -> None:
-        self.ok = self.failed = 0
-        self.failed_ids: list[str] = []
-        self.reasons: dict[str, int] = {}
-
-    def add(self, annotation: Annotation) -> None:
-        if annotation.status != "failed":
-            self.ok += 1
-            return
-        self.failed += 1
-        if len(self.failed_ids) < 1000:
-            self.failed_ids.append(annotation.id)
-        reason = annotation.error or "unknown"
-        self.reasons[reason] = self.reasons.get(reason, 0) + 1
 
 
 def label_files(

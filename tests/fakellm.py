@@ -12,6 +12,7 @@ of the item text (and ``seed``), so answers are deterministic. Rules posted to
     {"match": "item-3", "answer": {"background": "not_a_label"}}   # merged into the answer
     {"match": "item-4", "delay": 2.0}
     {"match": "item-5", "drop": true}                                 # close the connection
+    {"match": "item-6", "model": "m2", "answer": {...}}               # only for requests to model m2
     {"match": "batch", "omit_ids": ["x1"]}                            # leave items out of a batch
 
 It also implements the Batch API (``/v1/files``, ``/v1/batches``): a batch finishes
@@ -129,8 +130,10 @@ class FakeLLM:
         self.batch_started: dict[str, float] = {}
         self.batch_conf: dict[str, Any] = {}  # delay (s), expire_after (requests done before expiry), fail_every
 
-    def _rule_for(self, text: str) -> dict[str, Any] | None:
+    def _rule_for(self, text: str, model: str | None = None) -> dict[str, Any] | None:
         for rule in self.rules:
+            if rule.get("model") not in (None, model):  # a rule for one model only
+                continue
             if rule.get("match", "") in text and rule.get("times", -1) != 0:
                 if rule.get("times", -1) > 0:
                     rule["times"] -= 1
@@ -148,7 +151,7 @@ class FakeLLM:
                  "temperature": body.get("temperature")}
         if self.keep_log:
             self.log.append(entry)
-        rule = self._rule_for(first_user if len(messages) <= 2 else first_user + user)
+        rule = self._rule_for(first_user if len(messages) <= 2 else first_user + user, body.get("model"))
         refused = self._refuse(body)
         if refused is not None:
             entry["status"] = refused.status
@@ -297,7 +300,7 @@ class FakeLLM:
                 continue
             body = line["body"]
             first_user = next((m["content"] for m in body.get("messages", []) if m.get("role") == "user"), "")
-            rule = self._rule_for(first_user)
+            rule = self._rule_for(first_user, body.get("model"))
             if (fail_every and n % fail_every == fail_every - 1) or (rule and rule.get("status")):
                 err.append({"id": f"req_{n}", "custom_id": line["custom_id"], "error": None, "response": {
                     "status_code": 500, "request_id": f"r{n}", "body": {"error": {"message": "scripted failure"}}}})

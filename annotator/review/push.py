@@ -82,11 +82,15 @@ def plan(row: dict[str, Any], dims: list[Dimension], audit_fraction: float) -> d
     certain = min(lowest, agreement if agreement is not None else 1.0)
     audit = certain >= CONFIDENT and _in_audit(str(row["id"]), audit_fraction)
     priority = 2.0 - certain if certain < CONFIDENT else (1.0 if audit else 1.0 - certain)
+    if row.get("disagreement"):  # several models labeled it and differ: first in the queue
+        priority = 3.0 - certain
     meta: dict[str, Any] = {f"{d}_confidence": c for d, c in confs.items() if c is not None}
     meta.update({"priority": round(priority, 4), "audit": "yes" if audit else "no",
                  "source": str(row.get("source") or "")})
     if agreement is not None:
         meta["agreement"] = round(agreement, 4)
+    if row.get("disagreement"):
+        meta["disagreement"] = str(row["disagreement"])
     if row.get("subset") not in (None, ""):
         meta["subset"] = str(row["subset"])
     return meta
@@ -111,6 +115,8 @@ def queue_text(meta: dict[str, Any], dims: list[Dimension]) -> str:
         why = "model confidence not stated"
     if "agreement" in meta:
         why += f" · vote agreement {meta['agreement']:.2f}"
+    if meta.get("disagreement"):
+        why = f"models disagree on **{meta['disagreement']}** · " + why
     audit = " · **audit sample**" if meta["audit"] == "yes" else ""
     return f"**Priority {meta['priority']:.2f}** (above 1: review first) · {why}{audit}"
 

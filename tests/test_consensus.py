@@ -1,0 +1,75 @@
+"""--model A --model B --model C: per-model columns, consensus, agreement, review priority, eval-labels."""
+
+import json
+
+import pandas as pd
+from click.testing import CliRunner
+from conftest import FIXTURES, write_jsonl
+
+from annotator.cli import main
+from annotator.review.push import plan
+from annotator.taxonomy import load_taxonomy
+
+DIMS = load_taxonomy().dimensions("eval")
+BACKGROUND = next(d for d in DIMS if d.id == "background")
+
+
+def test_three_models_consensus_agreement_and_per_model_columns(llm, tmp_path):
+    a, b = BACKGROUND.label_ids[0], BACKGROUND.label_ids[1]
+    llm.rules([{"match": "Janet", "model": m, "answer": {"background": label}}
+               for m, label in (("m1", a), ("m2", a), ("m3", b))] +
+              [{"match": "", "answer": {"background": a}}])  # every other item: all three agree
+    out = tmp_path / "multi.parquet"
+    res = CliRunner().invoke(main, ["label", str(FIXTURES / "gsm8k-10.jsonl"), "-o", str(out), "--base-url", llm.url,
+                                    "--model", "m1", "--model", "m2", "--model", "m3", "--mode", "json_schema"])
+    assert res.exit_code == 0, res.output
+    assert {e["model"] for e in llm.log()} == {"m1", "m2", "m3"} and len(llm.log()) == 30
+    df = pd.read_parquet(out)
+    assert len(df) == 10 and (df.status == "ok").all()
+    janet = df[df.text.str.contains("Janet")].iloc[0]
+    assert janet.background == a and abs(janet.background_confidence - 2 / 3) < 1e-9
+    assert janet.disagreement == "background"
+    assert (janet.background__m1, janet.background__m2, janet.background__m3) == (a, a, b)
+    others = df[~df.text.str.contains("Janet")]
+    assert (others.background_confidence == 1.0).all()
+    for dim in DIMS:  # every other dimension: the same deterministic answer from each model
+        assert (df[f"{dim.id}_confidence"] == 1.0).all() or dim.id == "background"
+        assert f"{dim.id}__m2" in df.columns and f"{dim.id}_confidence__m3" in df.columns
+    summary = json.loads(open(f"{out}.summary.json").read())
+    assert set(summary["per_model"]) == {"m1", "m2", "m3"} and summary["requests"] == 30
+    assert summary["labeler"].startswith("consensus(")
+    # disagreements go first in review
+    rows = df.to_dict("records")
+    priorities = {r["id"]: plan(r, DIMS, 0.0)["priority"] for r in rows}
+    assert max(priorities, key=priorities.get) == janet.id and priorities[janet.id] > 2.0
+
+    before = len(llm.log())  # a rerun: every model's answers come from the cache
+    res = CliRunner().invoke(main, ["label", str(FIXTURES / "gsm8k-10.jsonl"), "-o", str(tmp_path / "again.parquet"),
+                                    "--base-url", llm.url, "--model", "m1", "--model", "m2", "--model", "m3",
+                                    "--mode", "json_schema"])
+    assert res.exit_code == 0 and len(llm.log()) == before
+
+
+def test_eval_labels_reports_the_consensus_and_each_model(llm, tmp_path):
+    path = write_jsonl(tmp_path / "in.jsonl", [{"id": f"e{i}", "text": f"eval item {i}"} for i in range(6)])
+    a, b = BACKGROUND.label_ids[0], BACKGROUND.label_ids[1]
+    llm.rules([{"match": "", "model": "good", "answer": {"background": a}},
+               {"match": "", "model": "bad", "answer": {"background": b}}])
+    out = tmp_path / "two.parquet"
+    res = CliRunner().invoke(main, ["label", str(path), "-o", str(out), "--id-field", "id", "--base-url", llm.url,
+                                    "--model", "good", "--model", "bad", "--mode", "json_schema"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_parquet(out)
+    reference = df[["id", "task_type", "solving_operation", "output_constraint"]].assign(background=a)
+    reference.to_parquet(tmp_path / "ref.parquet")
+    res = CliRunner().invoke(main, ["eval-labels", str(out), str(tmp_path / "ref.parquet")])
+    assert res.exit_code == 0, res.output
+    blocks = res.output.split("\n\n")
+    assert "[consensus]" in blocks[0] and "[good]" in blocks[1] and "[bad]" in blocks[2]
+
+    def background_acc(block):
+        line = next(x for x in block.splitlines() if x.startswith("| background"))
+        return float(line.split("|")[3])
+
+    assert background_acc(blocks[1]) == 1.0 and background_acc(blocks[2]) == 0.0
+    assert background_acc(blocks[0]) == 1.0  # a 1-1 tie goes to the first model named
