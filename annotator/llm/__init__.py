@@ -1,7 +1,9 @@
 """The one LLM boundary: the only package that imports ``openai`` and ``instructor``.
 
 ``client`` holds the async structured-output client (transport retries owned by tenacity,
-validation re-asks by instructor); ``translate`` turns what the SDK raises into our errors.
+validation re-asks by our loop in ``structured``), ``ratelimit`` its pacing, ``probe`` the
+``--mode auto`` probe, ``batches`` the Batch API transport; ``translate`` turns what the SDK
+raises into our errors.
 """
 
 from annotator.llm.client import EndpointConfig, LLMClient, parameter_fingerprint
