@@ -158,6 +158,10 @@ class Pacer:
             self.window = min(float(self.max_window), self.window + 1.0 / self.window)
 
     def _read(self, headers: Mapping[str, str]) -> None:
+        # one pass over the headers (each lookup in an HTTP header map is a scan)
+        headers = {k.lower(): v for k, v in headers.items() if k.lower().startswith("x-ratelimit-")}
+        if not headers:
+            return
         for name, bucket in (("requests", self.requests), ("tokens", self.tokens)):
             limit = _number(headers.get(f"x-ratelimit-limit-{name}"))
             if limit and limit > 0:
