@@ -6,6 +6,7 @@ validation re-asks by our loop in ``structured``), ``ratelimit`` its pacing, ``p
 raises into our errors.
 """
 
-from annotator.llm.client import EndpointConfig, LLMClient, parameter_fingerprint
+from annotator.llm.client import LLMClient
+from annotator.llm.endpoint import EndpointConfig, parameter_fingerprint
 
 __all__ = ["EndpointConfig", "LLMClient", "parameter_fingerprint"]

@@ -12,7 +12,7 @@ from typing import Any
 
 import openai
 
-from annotator.llm.client import EndpointConfig
+from annotator.llm.endpoint import EndpointConfig
 from annotator.llm.translate import translate, url_credentials
 
 ENDPOINT = "/v1/chat/completions"

@@ -28,7 +28,8 @@ from pydantic import BaseModel
 from annotator.accounting import Counters
 from annotator.cache import AnswerCache, request_key
 from annotator.errors import EndpointError, LLMError, ResponseError
-from annotator.llm.client import EndpointConfig, LLMClient
+from annotator.llm.client import LLMClient
+from annotator.llm.endpoint import EndpointConfig
 
 MODES = ("json_schema", "tools", "json")
 ANSWER_BUDGET = 400  # tokens kept free for the answer
