@@ -146,7 +146,8 @@ class Summary(Counters):
             b = self.batch
             lines.append(f"  batch API: {b['batches']} batch(es) ({b['attached']} attached), {b['requests']} "
                          f"requests: answered {b['answered']}, invalid {b['invalid']}, failed {b['failed']}, "
-                         f"not run {b['not_run']} (these went online)")
+                         f"not run {b['not_run']} (these went online); batch tokens: prompt "
+                         f"{b['prompt_tokens']}  completion {b['completion_tokens']} (at batch prices)")
         for name, m in (self.per_model or {}).items():
             cost = "n/a" if m["cost_usd"] is None else f"${m['cost_usd']:.4f}"
             lines.append(f"  {name}: ok {m['ok']}  failed {m['failed']}  requests {m['requests']}  cost {cost}")

@@ -85,6 +85,8 @@ def run(
     summary = first.model_copy(update={
         **{k: sum(getattr(s, k) for s in per_model.values()) for k in Counters.model_fields},
         "estimated_cost_usd": None if None in costs else sum(c for c in costs if c is not None),
+        "estimated_batch_cost_usd": None if any(s.estimated_batch_cost_usd is None for s in per_model.values())
+        else sum(s.estimated_batch_cost_usd or 0.0 for s in per_model.values()),
         "labeler": "consensus(" + ", ".join(s.labeler for s in per_model.values()) + ")",
         "per_model": {n: {"ok": s.ok, "failed": s.failed, "requests": s.requests, "cost_usd": s.estimated_cost_usd}
                       for n, s in per_model.items()},
@@ -169,7 +171,7 @@ def _run_one(
                                  with_votes=settings.votes > 1, input_text=found.input_text_differs)
             if settings.batch_api:
                 batches = through_batches(tagger, labelable(source, found), cfg, cache, output, settings, progress)
-                summary.batch = batches.model_dump(exclude={"prompt_tokens", "completion_tokens"})
+                summary.batch = batches.model_dump()
             try:
                 for annotation in tagger.run(labelable(source, found)):
                     tally.add(annotation)
@@ -181,7 +183,9 @@ def _run_one(
         cache.close()
     wall = time.perf_counter() - started
     summary = summary.model_copy(update={
-        **counters.model_dump(), "ok": tally.ok, "failed": tally.failed, "cached": tagger.cached_items,
+        **counters.model_dump(), "ok": tally.ok, "failed": tally.failed,
+        # answers a batch of this run brought are found in the cache by the online pass: not "cached"
+        "cached": max(0, tagger.cached_items - (batches.answered // settings.votes if batches else 0)),
         "estimated_cost_usd": 0.0 if settings.local else run_cost(price, counters, batches),
         "wall_seconds": round(wall, 3),
         "items_per_second": round((tally.ok + tally.failed) / wall, 2) if wall else 0.0,
