@@ -97,7 +97,9 @@ def plan(row: dict[str, Any], dims: list[Dimension], audit_fraction: float) -> d
 
 
 def model_name(labeler: str) -> str:
-    """The model of a ``provider:model`` labeler, without provider, host or port."""
+    """The model of a ``provider:model`` labeler, without provider, host or port (``consensus`` for several)."""
+    if labeler.startswith("consensus("):
+        return "consensus"
     _, sep, rest = labeler.partition(":")
     if not sep:
         return labeler
