@@ -194,9 +194,7 @@ def _collect(api: BatchAPI, entry: dict[str, Any], tagger: Tagger, cache: Answer
     for file_id in (entry.get("output_file_id"), entry.get("error_file_id")):
         if not file_id:
             continue
-        for line in api.content(file_id).splitlines():
-            if not line.strip():
-                continue
+        for line in api.lines(file_id):
             record = json.loads(line)
             seen += 1
             response = record.get("response") or {}

@@ -51,3 +51,11 @@ def test_fixed_concurrency_discovers_the_limit_through_429s(llm, tmp_path):
     assert summary["ok"] + summary["failed"] == 40
     assert stats["rejected"] >= 6 and summary["throttled"] == stats["rejected"], (stats, summary)
     assert "rate-limited" in res.output
+
+
+def test_token_limits_are_paced_too(llm, tmp_path):
+    llm.reset(latency=0.05, tpm=60 * 8000)  # ~8,000 tokens/s: about 3 requests of this prompt per second
+    res, summary, wall, stats = _label(llm, tmp_path, 20)
+    assert res.exit_code == 0 and summary["ok"] == 20, res.output
+    assert stats["rejected"] <= 1, stats
+    assert wall >= 3.0  # the token limit, not the concurrency of 16, set the pace

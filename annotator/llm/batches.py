@@ -7,6 +7,7 @@ types, credentials in the base URL become Basic auth as in the online client.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +60,13 @@ class BatchAPI:
         """Ask the provider to cancel a batch (requests done so far are still billed and kept)."""
         return self._call(self._client.batches.cancel, batch_id).model_dump()
 
-    def content(self, file_id: str) -> bytes:
-        """A file's bytes (batch output or error file)."""
-        return self._call(self._client.files.content, file_id).content
+    def lines(self, file_id: str) -> Iterator[str]:
+        """A file's lines (batch output or error file), streamed: a 200 MB output is never held whole."""
+        try:
+            with self._client.files.with_streaming_response.content(file_id) as response:
+                yield from (line for line in response.iter_lines() if line.strip())
+        except Exception as exc:  # openai raises many types; translate every one
+            raise translate(exc, self.config) from None
 
     def close(self) -> None:
         """Release the HTTP client."""

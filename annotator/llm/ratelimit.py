@@ -9,7 +9,8 @@ of pacing (retries stay with the transport layer):
   tokens (prompt characters / 4 + ``max_tokens`` or 300) before it is sent, and the estimate is
   corrected by the answer's ``usage``; limits come from the headers (the lower of header and
   ``--rpm`` / ``--tpm`` when both exist) or by hand for providers that send none;
-* ``remaining`` 0 in a header holds new requests until its ``reset``;
+* ``remaining`` in a header caps what the scheduler plans on (another client on the same key
+  uses the same limit), and ``remaining`` 0 holds new requests until its ``reset``;
 * AIMD on the in-flight window: a 429 halves it (at most once per round trip, as TCP does),
   each success adds 1/window (one per round trip), up to ``--concurrency``.
 """
@@ -93,6 +94,12 @@ class _Bucket:
             self._refill()
             self.level = min(self.capacity, self.level + amount)
 
+    def clamp(self, remaining: float) -> None:
+        """Never plan on more than the provider says is left (what another client used counts too)."""
+        if self.active:
+            self._refill()
+            self.level = min(self.level, remaining)
+
     def hold(self, seconds: float) -> None:
         """The provider says nothing is left: nothing starts for ``seconds``."""
         if self.active:
@@ -170,3 +177,5 @@ class Pacer:
             reset = parse_reset(headers.get(f"x-ratelimit-reset-{name}"))
             if remaining is not None and remaining < 1 and reset:
                 bucket.hold(reset)
+            elif remaining is not None:
+                bucket.clamp(remaining)
