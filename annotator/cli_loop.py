@@ -59,6 +59,10 @@ def slices_report_cmd(labels: str, results: tuple[str, ...], baseline: tuple[str
 @click.option("--max-repeat", type=float, default=4.0, show_default=True, help="Cap on one document's weight.")
 @click.option("--min-docs", type=int, default=10, show_default=True, help="Fewer documents = too little data.")
 @click.option("--taxonomy", "taxonomy_path", type=click.Path(), help="A taxonomy YAML file [shipped v1].")
+@click.option("--audit", type=click.Path(), help="`review pull` of the corpus labels' audit sample.")
+@click.option("--min-audit-accuracy", type=float, default=0.8, show_default=True,
+              help="Lower 95% bound of audited accuracy each used dimension must reach.")
+@click.option("--allow-unaudited", is_flag=True, help="Use corpus labels nobody audited (recorded in mixture.json).")
 @_errors_to_messages
 def map_cmd(report: str, corpus_labels: str, output: str, **options: Any) -> None:
     """Turn the report's data findings into a targeted sampling plan (mixture.json, manifest.parquet)."""
@@ -68,6 +72,11 @@ def map_cmd(report: str, corpus_labels: str, output: str, **options: Any) -> Non
     cats = ", ".join(f"{c['dimension']}={c['label']} {c['weight']:.2f}" for c in mixture["categories"]) or "none"
     click.echo(f"plan {mixture['plan_id']}: categories {cats}; {mixture['selected']} of {mixture['documents']} "
                f"documents selected (budget {mixture['budget']}, repeat cap {mixture['max_repeat']})")
+    audit = mixture["audit"]
+    click.echo("corpus labels: unaudited (allowed, recorded)" if audit == "unaudited-allowed" else
+               "corpus labels audited: " + ", ".join(f"{d} {v['accuracy']:.2f} (n {v['n']}, 95% CI "
+                                                     f"{v['ci95'][0]:.2f}-{v['ci95'][1]:.2f})"
+                                                     for d, v in audit["dimensions"].items()))
     for c in mixture["checks"]:
         click.echo(f"not a data problem ({', '.join(f'{d}={v}' for d, v in c['finding'].items())}): {c['check']}")
     for cov in mixture["coverage"]:

@@ -1,6 +1,8 @@
-"""The review gate in front of the mapping step.
+"""The review gates in front of the mapping step.
 
-Only eval labels that reviewers confirmed or corrected go on. ``allow_unreviewed=True`` lets
+Eval labels: only labels that reviewers confirmed or corrected go on. Corpus labels (machine
+labels of many documents: a distilled classifier or an LLM teacher): they go on only when a
+reviewed audit sample shows their accuracy passes (:func:`audit_gate`). ``allow_unreviewed=True`` lets
 unreviewed (``status == ok``) labels through, but it must be asked for explicitly and it is
 recorded: every row gets ``gate`` = ``reviewed`` or ``unreviewed-allowed``, and the returned
 :class:`GateRecord` is meant to be written into the mapping step's outputs.
@@ -8,11 +10,15 @@ recorded: every row gets ``gate`` = ``reviewed`` or ``unreviewed-allowed``, and 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 from pydantic import BaseModel
 
 from annotator.errors import GateError
 from annotator.resolve import PASSING
+from annotator.stats import wilson
+from annotator.store import read_table
 
 
 class GateRecord(BaseModel):
@@ -46,3 +52,60 @@ def gate(labels: pd.DataFrame, *, allow_unreviewed: bool = False) -> tuple[pd.Da
     record = GateRecord(allow_unreviewed=allow_unreviewed, rows_in=len(labels), rows_out=len(out),
                         review_status_counts={str(k): int(v) for k, v in counts.items()})
     return out, record
+
+
+class AuditRecord(BaseModel):
+    """What the corpus audit showed, for the mapping step's outputs."""
+
+    audit: str | None  # the pulled audit table, or None when unaudited labels were allowed
+    min_accuracy: float
+    dimensions: dict[str, dict[str, float | int | list[float]]]  # n, accuracy, ci95, passed
+
+
+def audit_gate(audit: str | Path | None, dims: list[str], *, min_accuracy: float = 0.8,
+               allow_unaudited: bool = False) -> AuditRecord:
+    """Let corpus labels on only if the reviewed audit sample shows every used dimension is accurate enough.
+
+    ``audit`` is ``review pull`` of the audit sample pushed with ``review push OUTDIR --kind corpus
+    --sample N``: per record the reviewers' labels (``<dimension>``), the machine's (``llm_<dimension>``)
+    and ``review_status``. A dimension passes when the lower end of the 95% Wilson interval of its
+    accuracy over confirmed or corrected records reaches ``min_accuracy`` (multi-label dimensions
+    compared as sets).
+
+    Raises:
+        GateError: no audit and unaudited labels not explicitly allowed, an unreadable audit, or a
+            dimension whose audited accuracy does not pass (named, with n, accuracy and interval).
+    """
+    if audit is None:
+        if not allow_unaudited:
+            raise GateError("corpus labels go on only when an audit shows they are accurate: push an audit sample "
+                            "(`annotator review push OUTDIR --kind corpus --sample 200`), review it, pull it and "
+                            "pass --audit PULLED; or pass --allow-unaudited (it is recorded in the outputs)")
+        return AuditRecord(audit=None, min_accuracy=min_accuracy, dimensions={})
+    try:
+        rows = read_table(audit).to_pylist()
+    except (OSError, ValueError) as exc:
+        raise GateError(f"{audit}: cannot read the audit: {exc}") from None
+    reviewed = [r for r in rows if r.get("review_status") in PASSING]
+    found: dict[str, dict[str, float | int | list[float]]] = {}
+    failing = []
+    for dim in dims:
+        pairs = [(r.get(dim), r.get(f"llm_{dim}")) for r in reviewed if f"llm_{dim}" in r]
+        right = sum(_same(human, machine) for human, machine in pairs)
+        low, high = wilson(right, len(pairs))
+        accuracy = right / len(pairs) if pairs else 0.0
+        passed = bool(pairs) and low >= min_accuracy
+        found[dim] = {"n": len(pairs), "accuracy": round(accuracy, 4), "ci95": [round(low, 4), round(high, 4)],
+                      "passed": passed}
+        if not passed:
+            failing.append(f"{dim}: {right}/{len(pairs)} right, accuracy {accuracy:.2f} (95% CI {low:.2f}-{high:.2f})")
+    if failing:
+        raise GateError(f"{audit}: the audited accuracy does not pass (lower 95% bound below {min_accuracy:.2f}): "
+                        + "; ".join(failing) + ". Review more of the audit sample, or fix the labeler")
+    return AuditRecord(audit=str(audit), min_accuracy=min_accuracy, dimensions=found)
+
+
+def _same(human: object, machine: object) -> bool:
+    if isinstance(human, list | tuple) or isinstance(machine, list | tuple):
+        return set(human or []) == set(machine or [])  # type: ignore[arg-type]
+    return human == machine

@@ -65,7 +65,7 @@ def test_output_constraint_collapse_is_non_data_and_no_data_finding(labels, tmp_
             "explains"}
     assert keys <= set(data["findings"][0])
     assert "non-data" in paths["md"].read_text() and paths["html"].stat().st_size > 5000
-    plan = make_plan(tmp_path / "out", CORPUS, tmp_path / "plan")
+    plan = make_plan(tmp_path / "out", CORPUS, tmp_path / "plan", allow_unaudited=True)
     assert plan["categories"] == [] and plan["selected"] == 0
     assert "termination" in plan["checks"][0]["check"] or "stops" in plan["checks"][0]["check"]
 
@@ -80,9 +80,20 @@ def test_operation_deficit_is_data_and_the_plan_oversamples_that_operation(label
     rows = {(r["dimension"], r["label"]): r for r in finding.evidence["rows"]}
     number = rows[("output_constraint", "number")]
     assert number["shows_deficit"] and number["holds_outside"]
-    res = CliRunner().invoke(main, ["map", "--report", str(tmp_path / "out"), "--corpus-labels", str(CORPUS),
-                                    "-o", str(tmp_path / "plan"), "--min-docs", "5"])
+    base = ["map", "--report", str(tmp_path / "out"), "--corpus-labels", str(CORPUS), "-o", str(tmp_path / "plan"),
+            "--min-docs", "5"]
+    res = CliRunner().invoke(main, base)  # machine corpus labels go on only through an audit
+    assert res.exit_code == 2 and "--audit" in res.output and not (tmp_path / "plan" / "mixture.json").exists()
+    res = CliRunner().invoke(main, [*base, "--allow-unaudited"])
     assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "plan" / "mixture.json").read_text())["audit"] == "unaudited-allowed"
+    audit = _audit_table(tmp_path / "audit.parquet", right=46, wrong=2)  # 46/48: lower bound 0.86
+    res = CliRunner().invoke(main, [*base, "--audit", str(audit)])
+    assert res.exit_code == 0 and "corpus labels audited: operation 0.96 (n 48" in res.output, res.output
+    assert json.loads((tmp_path / "plan" / "mixture.json").read_text())["audit"]["dimensions"]["operation"]["passed"]
+    weak = _audit_table(tmp_path / "weak.parquet", right=20, wrong=4)  # 0.83, but only 24 reviewed: lower bound 0.64
+    res = CliRunner().invoke(main, [*base, "--audit", str(weak)])
+    assert res.exit_code == 2 and "operation: 20/24 right" in res.output, res.output
     mixture = json.loads((tmp_path / "plan" / "mixture.json").read_text())
     ops = [c for c in mixture["categories"] if c["dimension"] == "operation"]
     assert ops[0]["label"] == "arithmetic" and ops[0]["weight"] == max(c["weight"] for c in mixture["categories"])
@@ -109,7 +120,7 @@ def test_intervention_ledger_shows_the_targeted_slices_improving(labels, tmp_pat
     weak = lambda r: "arithmetic" in r["solving_operation"]  # noqa: E731
     before = results(tmp_path / "before.csv", lambda r: 0.05 if weak(r) else 0.85, seed=6)
     slices_report(labels, [before], tmp_path / "diag", min_n=5)
-    make_plan(tmp_path / "diag", CORPUS, tmp_path / "plan")
+    make_plan(tmp_path / "diag", CORPUS, tmp_path / "plan", allow_unaudited=True)
     after = results(tmp_path / "after.csv", lambda r: 0.9 if weak(r) else 0.85, seed=7)
     report, paths = slices_report(labels, [after], tmp_path / "later", baseline=[before], plan=tmp_path / "plan",
                                   min_n=5)
@@ -198,3 +209,12 @@ def test_report_page_renders_its_plots_in_headless_chromium(labels, tmp_path):
     assert cells == len(report.heatmap["cells"]) > 20 and points >= 20
     assert findings == 1 and verdict == "non-data" and coverage == 3
     assert box is not None and box["width"] > 400 and box["height"] > 200
+
+
+def _audit_table(path, *, right, wrong):
+    """A `review pull` of a corpus audit sample: reviewers' labels, the machine's, review statuses."""
+    rows = [{"id": f"a{i}", "operation": ["arithmetic"], "llm_operation": ["arithmetic"] if i < right else ["logic"],
+             "review_status": "confirmed" if i < right else "corrected"} for i in range(right + wrong)]
+    rows.append({"id": "p", "operation": ["logic"], "llm_operation": ["arithmetic"], "review_status": "pending"})
+    pd.DataFrame(rows).to_parquet(path)
+    return path

@@ -33,6 +33,7 @@ from annotator.accounting import write_json_atomic
 from annotator.diagnosis.report import out_paths
 from annotator.diagnosis.verdict import diagnosis_config
 from annotator.errors import InputError
+from annotator.gate import audit_gate
 from annotator.store import read_table
 from annotator.taxonomy import Taxonomy, load_taxonomy
 
@@ -115,13 +116,20 @@ def documents(files: list[Path], dims: list[str]) -> Iterator[tuple[str, str, di
 
 
 def make_plan(report: str | Path, corpus: str | Path, out_dir: str | Path, *, budget: int | None = None,
-              max_repeat: float = 4.0, min_docs: int = 10, taxonomy_path: str | None = None) -> dict[str, Any]:
-    """Write ``PLAN/mixture.json`` and ``PLAN/manifest.parquet``; return the mixture."""
+              max_repeat: float = 4.0, min_docs: int = 10, taxonomy_path: str | None = None,
+              audit: str | Path | None = None, min_audit_accuracy: float = 0.8,
+              allow_unaudited: bool = False) -> dict[str, Any]:
+    """Write ``PLAN/mixture.json`` and ``PLAN/manifest.parquet``; return the mixture.
+
+    The corpus labels go on only through :func:`annotator.gate.audit_gate` (``audit``, or
+    ``allow_unaudited``, recorded in the mixture).
+    """
     rep = load_report(report)
     taxonomy = load_taxonomy(taxonomy_path)
     cats, notes = categories(rep, taxonomy)
     files = corpus_files(corpus)
     dims = sorted({c["dimension"] for c in cats})
+    trust = audit_gate(audit, dims, min_accuracy=min_audit_accuracy, allow_unaudited=allow_unaudited)
     keys = [(c["dimension"], c["label"]) for c in cats]
     counts = dict.fromkeys(keys, 0)
     matched = total = 0
@@ -174,6 +182,7 @@ def make_plan(report: str | Path, corpus: str | Path, out_dir: str | Path, *, bu
     mixture = {
         "plan_id": fingerprint, "report": str(out_paths(report)["json"]), "report_id": rep.get("report_id"),
         "created": datetime.now(UTC).isoformat(timespec="seconds"), "gate": rep.get("gate"),
+        "audit": trust.model_dump() if trust.audit else "unaudited-allowed",
         "targets": [f["slice"] for f in rep["findings"] if f["verdict"] == "data"],
         "categories": cats, "coverage": coverage,
         "short": [dict(t) for t in {json.dumps(s, sort_keys=True): s for s in short}.values()],
