@@ -1,12 +1,10 @@
-"""Tagging stage: items -> annotations through the LLM, async with bounded concurrency.
+"""Tagging stage: items -> annotations through the LLM, streaming in input order (:mod:`annotator.pool`).
 
-Work is split into *units* (one vote for one item, or one vote for a batch of items with
-``items_per_request > 1``). Every unit first looks in the answer cache; the rest go to a fixed
-pool of worker coroutines. A unit that fails after all retries marks its items failed with the
-reason; a batched answer that misses or mismatches an item sends that item again alone. With
-``max_cost`` no new unit starts once the projected spend reaches the budget; in-flight requests
-finish and the items not started are written as failed ("not labeled: budget"), so a rerun
-continues where the run stopped.
+Work is split into *units* (one vote for one item, or for a batch with ``items_per_request > 1``).
+Planning looks each unit up in the answer cache; the rest are sent. A unit that fails after all
+retries marks its items failed with the reason; a batched answer missing an item sends it again
+alone. With ``max_cost`` no unit starts once the projected spend reaches the budget (the items not
+started are written as failed, so a rerun continues). Assembly is :func:`annotator.votes.assemble`.
 """
 
 from __future__ import annotations
