@@ -54,6 +54,7 @@ def join_models(tables: dict[str, Path], output: str | Path, dims: list[Dimensio
     names = list(tables)
     readers = [pq.ParquetFile(p).iter_batches(batch_size=4096) for p in tables.values()]
     schema = _schema(names, dims, pq.read_schema(next(iter(tables.values()))))
+    suffixes, known = [column_name(n) for n in names], _known(dims)  # per table, not per row
     ok = failed = 0
     writer: pq.ParquetWriter | None = None
     path = Path(output)
@@ -63,7 +64,7 @@ def join_models(tables: dict[str, Path], output: str | Path, dims: list[Dimensio
         try:
             for batches in _aligned(readers, tables):
                 rows = [b.to_pylist() for b in batches]
-                out = [_row(names, [r[i] for r in rows], dims) for i in range(len(rows[0]))]
+                out = [_row(names, suffixes, known, [r[i] for r in rows], dims) for i in range(len(rows[0]))]
                 ok += sum(r["status"] == "ok" for r in out)
                 failed += sum(r["status"] != "ok" for r in out)
                 if fh is not None:
@@ -111,7 +112,8 @@ def _aligned(readers: list[Iterator[pa.RecordBatch]], tables: dict[str, Path]) -
         yield list(batches)
 
 
-def _row(names: list[str], rows: list[dict[str, Any]], dims: list[Dimension]) -> dict[str, Any]:
+def _row(names: list[str], suffixes: list[str], known: set[str], rows: list[dict[str, Any]],
+         dims: list[Dimension]) -> dict[str, Any]:
     first = rows[0]
     out: dict[str, Any] = {k: first[k] for k in ("id", "source", "kind", "text")}
     answered = [r for r in rows if r["status"] == "ok"]
@@ -130,12 +132,10 @@ def _row(names: list[str], rows: list[dict[str, Any]], dims: list[Dimension]) ->
     out["status"] = "failed" if failed else "ok"
     out["error"] = "; ".join(failed) or None
     out["flags"] = "; ".join(f"{n}: {r['flags']}" for n, r in zip(names, rows, strict=True) if r.get("flags")) or None
-    for n, r in zip(names, rows, strict=True):
-        suffix = column_name(n)
+    for suffix, r in zip(suffixes, rows, strict=True):
         for d in dims:
             out[f"{d.id}__{suffix}"] = r.get(d.id)
             out[f"{d.id}_confidence__{suffix}"] = r.get(f"{d.id}_confidence")
-    known = _known(dims)
     for key, value in first.items():  # input fields, from the first model's table
         if key not in known and key not in out:
             out[key] = value

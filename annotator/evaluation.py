@@ -108,44 +108,39 @@ def evaluate_all(predictions: str | Path, reference: str | Path, dims: list[Dime
     """The labels table scored as it is, then each model of a multi-model table (``<dimension>__<model>``).
 
     For a multi-model table the first report is the consensus; one report per model follows.
+    Each file is read once.
     """
-    reports = [evaluate(predictions, reference, dims)]
+    pred_rows, ref_rows = _rows(predictions), _rows(reference)
     first = f"{dims[0].id}__"
-    suffixes = [c[len(first):] for c in _rows_columns(predictions) if c.startswith(first)
-                and not c.startswith(f"{dims[0].id}_confidence__")]
+    columns = next(iter(pred_rows.values()), {})
+    suffixes = [c[len(first):] for c in columns if c.startswith(first)]
+    reports = [_score(pred_rows, ref_rows, dims, predictions, reference)]
     for suffix in suffixes:
-        report = evaluate(predictions, reference, dims, suffix=suffix)
-        reports.append(report.model_copy(update={"predictions": f"{predictions} [{suffix}]"}))
+        reports.append(_score(_one_model(pred_rows, dims, suffix), ref_rows, dims, f"{predictions} [{suffix}]",
+                              reference))
     if suffixes:
         reports[0] = reports[0].model_copy(update={"predictions": f"{predictions} [consensus]"})
     return reports
 
 
-def _rows_columns(path: str | Path) -> list[str]:
-    try:
-        return read_table(path).column_names
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read labels: {exc}") from None
+def _one_model(pred_rows: dict[str, dict[str, Any]], dims: list[Dimension], suffix: str) -> dict[str, dict[str, Any]]:
+    """One model's columns of a multi-model table as the plain dimension columns."""
+    return {i: {**r, **{d.id: r.get(f"{d.id}__{suffix}") for d in dims},
+                "status": "ok" if all(r.get(f"{d.id}__{suffix}") is not None for d in dims) else "failed"}
+            for i, r in pred_rows.items()}
 
 
-def evaluate(predictions: str | Path, reference: str | Path, dims: list[Dimension], *,
-             suffix: str | None = None) -> Report:
+def evaluate(predictions: str | Path, reference: str | Path, dims: list[Dimension]) -> Report:
     """Compare a labels table with reference labels, joined by id.
-
-    Args:
-        predictions: a labels table.
-        reference: reference labels.
-        dims: the dimensions to score.
-        suffix: score the ``<dimension>__<suffix>`` columns (one model of a multi-model table).
 
     Raises:
         InputError: unreadable files, rows without ids, or a reference lacking a dimension.
     """
-    pred_rows, ref_rows = _rows(predictions), _rows(reference)
-    if suffix:
-        pred_rows = {i: {**r, **{d.id: r.get(f"{d.id}__{suffix}") for d in dims},
-                         "status": "ok" if all(r.get(f"{d.id}__{suffix}") is not None for d in dims) else "failed"}
-                     for i, r in pred_rows.items()}
+    return _score(_rows(predictions), _rows(reference), dims, predictions, reference)
+
+
+def _score(pred_rows: dict[str, dict[str, Any]], ref_rows: dict[str, dict[str, Any]], dims: list[Dimension],
+           predictions: str | Path, reference: str | Path) -> Report:
     missing = [i for i in ref_rows if i not in pred_rows]
     failed = [i for i in ref_rows if i in pred_rows and pred_rows[i].get("status", "ok") != "ok"]
     scored = [i for i in ref_rows if i in pred_rows and i not in failed]

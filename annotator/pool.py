@@ -16,6 +16,7 @@ error is an item failure that feeds the breaker.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,6 +38,12 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
         return None
     return uvloop.new_event_loop
+
+
+def chunked(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
+    """Consecutive lists of ``size`` items (the last one shorter)."""
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
 
 
 @dataclass

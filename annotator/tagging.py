@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,7 @@ from annotator.breaker import Breaker, permanent
 from annotator.cache import AnswerCache, request_key
 from annotator.errors import EndpointError, LLMError
 from annotator.llm import LLMClient, parameter_fingerprint
-from annotator.pool import Stream, loop_factory
+from annotator.pool import Stream, chunked, loop_factory
 from annotator.pool import Unit as _Unit
 from annotator.pool import WorkState as _State
 from annotator.prompts import Example, PromptSet
@@ -159,7 +158,7 @@ class Tagger:
                         total=opts.total)
         # chunks are a multiple of the batch size, so batches are cut from every item in input order
         # and a rerun forms the same requests
-        chunks = _chunked(iter(items), size * max(1, 64 // size))
+        chunks = chunked(iter(items), size * max(1, 64 // size))
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             try:
                 runner.run(stream.start(chunks))
@@ -284,7 +283,7 @@ class Tagger:
     def pending_requests(self, items: Iterable[Item]) -> Iterator[tuple[str, dict[str, Any]]]:
         """(cache key, request body) of every request the cache cannot answer (for the Batch API)."""
         opts = self.options
-        for chunk in _chunked(iter(items), 256):
+        for chunk in chunked(iter(items), 256):
             self.state = _State()
             for unit in self._plan(chunk):
                 item = unit.items[0]
@@ -295,8 +294,3 @@ class Tagger:
             self._user.clear()
             self._restriction.clear()
         self.state = _State()
-
-
-def _chunked(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
-    while chunk := list(itertools.islice(items, size)):
-        yield chunk
