@@ -28,23 +28,36 @@ def browser_or_skip():
 
 
 def sign_in(page, url, user):
+    """Sign in and wait until the UI has left the sign-in page (the token is stored by then): a
+    ``networkidle`` right after the click can resolve before the navigation even starts."""
     page.goto(f"{url}/sign-in", wait_until="networkidle")
     page.fill("input[name=Username]", user)
     page.fill("input[name=Password]", "a-good-password")
     page.click("button:has-text('Sign in')")
+    page.wait_for_url(lambda u: "sign-in" not in u, timeout=60000)
     page.wait_for_load_state("networkidle")
 
 
-def shows(page, text, timeout=60000, reload=False):
-    """Wait for ``text``; with ``reload``, load the page once more if it is not there after half the time
-    (the UI lists what the search index answered when the page loaded, and does not poll)."""
-    if reload:
+def shows(page, text, timeout=60000, reload=False, every=15000):
+    """Wait for ``text``. With ``reload``, load the page again every ``every`` ms until it shows (the UI
+    lists what the search index answered when the page loaded and does not poll). On failure the error
+    carries the URL and what the page showed, and a screenshot is saved under test-artifacts/."""
+    import time
+
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        left = int((deadline - time.monotonic()) * 1000)
         try:
-            page.get_by_text(text).first.wait_for(timeout=timeout // 2)
+            page.get_by_text(text).first.wait_for(timeout=max(1000, min(left, every) if reload else left))
             return
         except Exception:  # noqa: BLE001 - playwright's TimeoutError
+            if time.monotonic() >= deadline:
+                break
             page.reload(wait_until="networkidle")
-    page.get_by_text(text).first.wait_for(timeout=timeout)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "argilla-timeout.png"))
+    raise AssertionError(f"{text!r} not shown after {timeout} ms at {page.url}; the page showed:\n"
+                         f"{page.inner_text('body')[:2000]}")
 
 
 def wait_searchable(url, key, dataset_id, seconds=90):
@@ -91,7 +104,7 @@ def test_reviewers_submit_correct_and_discard_in_the_ui_and_a_restart_keeps_ever
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 sign_in(page, api.url, user)
                 page.goto(res.queue_url, wait_until="networkidle")
-                shows(page, "Question a: how many apples?", reload=True)  # highest priority first
+                shows(page, "Question a: how many apples?", timeout=120000, reload=True)  # highest priority first
                 body = page.inner_text("body")
                 page.screenshot(path=str(ARTIFACTS / "argilla-queue.png"))
                 page.click("button:has-text('Submit')")                  # untouched
@@ -140,7 +153,7 @@ def test_reviewers_submit_correct_and_discard_in_the_ui_and_a_restart_keeps_ever
                 page.goto(res.queue_url.replace(env["ARGILLA_API_URL"], env2["ARGILLA_API_URL"]),
                           wait_until="networkidle")
                 try:
-                    shows(page, "how many apples?", timeout=60000)
+                    shows(page, "how many apples?", timeout=120000, reload=True)
                 finally:
                     page.screenshot(path=str(ARTIFACTS / "argilla-after-restart.png"))
             finally:
