@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel
 
 from annotator.accounting import write_json_atomic
@@ -76,8 +77,12 @@ def load_state(output: str | Path) -> dict[str, Any]:
 
 
 def run_batches(tagger: Tagger, items: Iterable[Item], api: BatchAPI, cache: AnswerCache, *, output: str | Path,
-                max_requests: int, poll: float, report: Callable[[str], None]) -> BatchCounts:
-    """Label through the Batch API what the cache cannot answer; fill the cache; return the counts."""
+                max_requests: int, poll: float, report: Callable[[str], None], wait: bool = True) -> BatchCounts:
+    """Label through the Batch API what the cache cannot answer; fill the cache; return the counts.
+
+    With ``wait=False`` it returns once the batches are submitted (and recorded): a later call
+    attaches to them. Several models use this to have all their batches run at once.
+    """
     folder = state_dir(output)
     folder.mkdir(parents=True, exist_ok=True)
     state = load_state(output)
@@ -86,7 +91,7 @@ def run_batches(tagger: Tagger, items: Iterable[Item], api: BatchAPI, cache: Ans
     counts = BatchCounts()
     open_entries = [b for b in state["batches"] if not b.get("collected")]
     counts.attached = len(open_entries)
-    pending = {key for b in open_entries for key in _custom_ids(folder / b["input"])}
+    pending = _key_set(key for b in open_entries for key in _custom_ids(folder / b["input"]))
     for path, n in _write_requests(tagger.pending_requests(items), pending, folder, len(state["batches"]),
                                    max_requests):
         state["batches"].append({"input": path.name, "requests": n})
@@ -96,6 +101,8 @@ def run_batches(tagger: Tagger, items: Iterable[Item], api: BatchAPI, cache: Ans
             _submit(api, entry, folder, state)
     mine = [b for b in state["batches"] if not b.get("collected")]
     counts.batches, counts.requests = len(mine), sum(b["requests"] for b in mine)
+    if not wait:
+        return counts
     _wait(api, mine, folder, state, poll, report)
     for entry in mine:
         _collect(api, entry, tagger, cache, counts)
@@ -106,12 +113,13 @@ def run_batches(tagger: Tagger, items: Iterable[Item], api: BatchAPI, cache: Ans
 
 
 def through_batches(tagger: Tagger, items: Iterable[Item], cfg: Any, cache: AnswerCache, output: str | Path,
-                    settings: Any, progress: bool) -> BatchCounts:
+                    settings: Any, wait: bool = True) -> BatchCounts:
     """:func:`run_batches` with the endpoint's Batch API and the run's settings; progress lines on stderr."""
     api = BatchAPI(cfg)
     try:
         return run_batches(tagger, items, api, cache, output=output, max_requests=settings.batch_size,
-                           poll=settings.batch_poll, report=lambda line: print(line, file=sys.stderr, flush=True))
+                           poll=settings.batch_poll, report=lambda line: print(line, file=sys.stderr, flush=True),
+                           wait=wait)
     finally:
         api.close()
 
@@ -127,14 +135,29 @@ def _custom_ids(path: Path) -> Iterator[str]:
                 yield json.loads(line)["custom_id"]
 
 
-def _write_requests(requests: Iterator[tuple[str, dict[str, Any]]], skip: set[str], folder: Path, start: int,
+def _key_set(keys: Iterable[str]) -> np.ndarray:
+    """The first 64 bits of hex request keys, sorted.
+
+    8 bytes a request where a set of strings takes ~150 (1M requests in open batches: 8 MB). A
+    false match (2^-64 odds) only sends that request online after the batches, so it is safe.
+    """
+    return np.sort(np.fromiter((int(k[:16], 16) for k in keys), dtype=np.uint64))
+
+
+def _write_requests(requests: Iterator[tuple[str, dict[str, Any]]], skip: np.ndarray, folder: Path, start: int,
                     max_requests: int) -> Iterator[tuple[Path, int]]:
-    """Write request files under the limits; yield each finished file and its number of requests."""
+    """Write request files under the limits; yield each finished file and its number of requests.
+
+    Keys in ``skip`` (:func:`_key_set`: already in an open batch) are left out.
+    """
     fh, path, n, size, index = None, None, 0, 0, start
     try:
         for key, body in requests:
-            if key in skip:
-                continue
+            if len(skip):
+                h = np.uint64(int(key[:16], 16))
+                at = int(np.searchsorted(skip, h))
+                if at < len(skip) and skip[at] == h:
+                    continue
             line = json.dumps({"custom_id": key, "method": "POST", "url": "/v1/chat/completions", "body": body},
                               ensure_ascii=False, separators=(",", ":")) + "\n"
             if fh is not None and (n >= max_requests or size + len(line.encode()) > MAX_BYTES):
@@ -238,21 +261,26 @@ def batch_table(output: str | Path, *, base_url: str | None = None, api_key_env:
     from annotator.config import api_key, load_settings
     from annotator.llm import EndpointConfig
 
-    state = load_state(output)
-    if not state["batches"]:
-        raise ConfigError(f"{output}: no batches recorded (looked in {state_dir(output)}/state.json)")
-    settings = load_settings({"base_url": base_url or state.get("base_url"), "api_key_env": api_key_env})
+    # one model's state next to the table; several models' next to each model's table
+    tables = [Path(output), *sorted(Path(f"{output}.models").glob("*.parquet"))]
+    states = [(t, load_state(t)) for t in tables]
+    states = [(t, st) for t, st in states if st["batches"]]
+    if not states:
+        raise ConfigError(f"{output}: no batches recorded (looked in {state_dir(output)}/state.json and "
+                          f"{output}.models/*.parquet.batches/state.json)")
+    settings = load_settings({"base_url": base_url or states[0][1].get("base_url"), "api_key_env": api_key_env})
     api = BatchAPI(EndpointConfig(base_url=settings.base_url, model=settings.model or "-", api_key=api_key(settings)))
     try:
-        return _table(_rows(state, api, cancel))
+        return _table([row for t, st in states for row in _rows(st, api, cancel, "" if t == Path(output) else t.stem)])
     finally:
         api.close()
 
 
-def _rows(state: dict[str, Any], api: BatchAPI, cancel: bool) -> list[dict[str, Any]]:
+def _rows(state: dict[str, Any], api: BatchAPI, cancel: bool, model: str) -> list[dict[str, Any]]:
     rows = []
     for entry in state["batches"]:
-        row = {"batch_id": entry.get("batch_id"), "input": entry["input"], "requests": entry["requests"],
+        name = f"{model}/{entry['input']}" if model else entry["input"]
+        row = {"batch_id": entry.get("batch_id"), "input": name, "requests": entry["requests"],
                "collected": bool(entry.get("collected"))}
         if entry.get("batch_id"):
             batch = api.retrieve(entry["batch_id"])
@@ -267,10 +295,12 @@ def _rows(state: dict[str, Any], api: BatchAPI, cancel: bool) -> list[dict[str, 
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    lines = [f"| {'batch':<22} | {'status':<13} | {'requests':>8} | {'completed':>9} | {'failed':>6} | collected |"]
+    width = max(len("requests file"), *(len(r["input"]) for r in rows))
+    lines = [f"| {'batch':<22} | {'status':<13} | {'requests':>8} | {'completed':>9} | {'failed':>6} | collected | "
+             f"{'requests file':<{width}} |"]
     for r in rows:
         done = "-" if r["completed"] is None else r["completed"]
         failed = "-" if r["failed"] is None else r["failed"]
         lines.append(f"| {r['batch_id'] or '-':<22} | {r['status']:<13} | {r['requests']:>8} | {done:>9} | "
-                     f"{failed:>6} | {'yes' if r['collected'] else 'no':<9} |")
+                     f"{failed:>6} | {'yes' if r['collected'] else 'no':<9} | {r['input']:<{width}} |")
     return "\n".join(lines)

@@ -54,6 +54,8 @@ def run(
 
     With several models (``settings.models``) each labels every item into
     ``<output>.models/<model>.parquet`` and :mod:`annotator.consensus` joins them into ``output``.
+    With ``--batch-api`` every model's batches are submitted before any is waited for, so a
+    two-model job takes one completion window, not two.
 
     Args:
         source: reads the input from the start (called again for the labeling pass).
@@ -74,6 +76,10 @@ def run(
     if not dry_run:
         check_outputs(output)
     tables = model_tables(output, settings.models)
+    if settings.batch_api and not dry_run:  # every model's batches submitted first: they run side by side
+        for name, path in tables.items():
+            _run_one(source, found, settings.model_copy(update={"model": name, "models": []}), output=path,
+                     keep_fields=keep_fields, submit_only=True)
     per_model: dict[str, Summary] = {}
     for name, path in tables.items():
         spent = sum(s.estimated_cost_usd or 0.0 for s in per_model.values())
@@ -117,8 +123,13 @@ def _run_one(
     max_cost: float | None = None,
     keep_fields: bool = True,
     progress: bool = False,
+    submit_only: bool = False,
 ) -> Summary:
-    """One model: the streaming run (see :func:`run`)."""
+    """One model: the streaming run (see :func:`run`).
+
+    With ``submit_only`` (and ``--batch-api``) it returns once its batches are submitted; the next
+    call attaches to them.
+    """
     started = time.perf_counter()
     settings = effective(settings)
     if settings.batch_api and (settings.items_per_request > 1 or settings.candidates or settings.local):
@@ -167,11 +178,14 @@ def _run_one(
                                  confidence=settings.confidence, progress=progress, total=found.labelable)
             tagger = Tagger(LLMClient(cfg, counters, settings.concurrency), taxonomy, prompts, cache, options,
                             price, examples_for=picker, candidates_for=restrictor)
+            if settings.batch_api:
+                batches = through_batches(tagger, labelable(source, found), cfg, cache, output, settings,
+                                          wait=not submit_only)
+                summary.batch = batches.model_dump()
+                if submit_only:
+                    return summary
             writer = TableWriter(output, taxonomy.dimensions(settings.kind), keep_fields=keep_fields,
                                  with_votes=settings.votes > 1, input_text=found.input_text_differs)
-            if settings.batch_api:
-                batches = through_batches(tagger, labelable(source, found), cfg, cache, output, settings, progress)
-                summary.batch = batches.model_dump()
             try:
                 for annotation in tagger.run(labelable(source, found)):
                     tally.add(annotation)

@@ -272,6 +272,8 @@ class FakeLLM:
                                                                                 "failed": 0}}
         self.batch_started[bid] = time.monotonic()
         self.counts["batch_requests"] = self.counts.get("batch_requests", 0) + len(lines)
+        running = sum(b["status"] in ("validating", "in_progress") for b in self.batches.values())
+        self.counts["most_batches_running"] = max(self.counts.get("most_batches_running", 0), running)
         return web.json_response(self.batches[bid])
 
     def _advance(self, bid: str) -> dict[str, Any]:

@@ -117,3 +117,23 @@ def test_dry_run_shows_both_prices(llm, tmp_path):
     online = float(res.output.split("cost $")[1].split()[0])
     batch = float(res.output.split("with --batch-api: $")[1].split()[0])
     assert online > 0 and abs(batch - online / 2) < 1e-4 and llm.log() == []
+
+
+def test_several_models_batches_run_side_by_side(llm, tmp_path):
+    llm.reset(batch={"delay": 0.5})
+    out = tmp_path / "two.parquet"
+    res = label(llm.url, out, "--batch-api", "--model", "m2")  # --model fake-model --model m2
+    assert res.exit_code == 0, res.output
+    stats = llm.stats()
+    assert stats["batch_requests"] == 20 and llm.log() == []  # every answer from a batch
+    assert stats["most_batches_running"] == 2  # the second model's batch was submitted before the first ended
+    per_model = summary(out)["per_model"]
+    assert set(per_model) == {"fake-model", "m2"} and all(m["ok"] == 10 for m in per_model.values())
+    for name in ("fake-model", "m2"):
+        batch = summary(tmp_path / "two.parquet.models" / f"{name.replace('-', '_')}.parquet")["batch"]
+        assert batch["attached"] == 1 and batch["answered"] == 10  # waited for, not submitted twice
+    assert (pd.read_parquet(out).status == "ok").all()
+    status = CliRunner().invoke(main, ["batches", "status", str(out), "--base-url", llm.url])
+    assert status.exit_code == 0, status.output
+    assert "fake_model/input-0001.jsonl" in status.output and "m2/input-0001.jsonl" in status.output
+    assert status.output.count("completed") >= 3  # header + both batches
