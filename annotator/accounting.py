@@ -148,6 +148,9 @@ class Summary(Counters):
                          f"requests: answered {b['answered']}, invalid {b['invalid']}, failed {b['failed']}, "
                          f"not run {b['not_run']} (these went online); batch tokens: prompt "
                          f"{b['prompt_tokens']}  completion {b['completion_tokens']} (at batch prices)")
+            if b.get("over_budget"):
+                lines.append(f"  batch API: {b['over_budget']} requests not submitted: --max-cost reached "
+                             f"(estimated at batch prices)")
         for name, m in (self.per_model or {}).items():
             cost = "n/a" if m["cost_usd"] is None else f"${m['cost_usd']:.4f}"
             lines.append(f"  {name}: ok {m['ok']}  failed {m['failed']}  requests {m['requests']}  cost {cost}")

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from annotator.accounting import write_json_atomic
+from annotator.accounting import ANSWER_TOKENS_PER_DIMENSION, RATIONALE_TOKENS, estimate_tokens, write_json_atomic
 from annotator.cache import AnswerCache
 from annotator.errors import ConfigError, ResponseError
 from annotator.llm.batches import TERMINAL, BatchAPI
@@ -50,6 +50,7 @@ class BatchCounts(BaseModel):
     invalid: int = 0
     failed: int = 0
     not_run: int = 0  # expired or cancelled before they ran
+    over_budget: int = 0  # requests not submitted: --max-cost reached (estimated at the batch price)
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -92,8 +93,10 @@ def run_batches(tagger: Tagger, items: Iterable[Item], api: BatchAPI, cache: Ans
     open_entries = [b for b in state["batches"] if not b.get("collected")]
     counts.attached = len(open_entries)
     pending = _key_set(key for b in open_entries for key in _custom_ids(folder / b["input"]))
-    for path, n in _write_requests(tagger.pending_requests(items), pending, folder, len(state["batches"]),
-                                   max_requests):
+    requests = _not_in(tagger.pending_requests(items), pending)
+    if tagger.options.max_cost is not None and tagger.price is not None:
+        requests = _within_budget(requests, tagger, counts)
+    for path, n in _write_requests(requests, folder, len(state["batches"]), max_requests):
         state["batches"].append({"input": path.name, "requests": n})
     _save(folder, state)
     for entry in state["batches"]:
@@ -135,6 +138,29 @@ def _custom_ids(path: Path) -> Iterator[str]:
                 yield json.loads(line)["custom_id"]
 
 
+def _within_budget(requests: Iterator[tuple[str, dict[str, Any]]], tagger: Tagger,
+                   counts: BatchCounts) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The requests whose estimated batch cost fits ``--max-cost``; the rest are counted, not sent.
+
+    Each request is estimated as ``--dry-run`` does (prompt from its text, the answer from the
+    dimensions), at the batch price (the online price where the table has none). What is left
+    out goes to the online pass, which gets the budget the batches did not spend.
+    """
+    price, budget = tagger.price, tagger.options.max_cost
+    assert price is not None and budget is not None
+    answer = (len(tagger.taxonomy.dimensions(tagger.options.kind)) * ANSWER_TOKENS_PER_DIMENSION
+              + (RATIONALE_TOKENS if tagger.options.rationale else 0))
+    spent = 0.0
+    for key, body in requests:
+        prompt = sum(estimate_tokens(str(m.get("content") or "")) for m in body.get("messages", []))
+        cost = price.batch_cost(prompt, answer)
+        spent += price.cost(prompt, answer) if cost is None else cost
+        if spent > budget:
+            counts.over_budget += 1
+            continue
+        yield key, body
+
+
 def _key_set(keys: Iterable[str]) -> np.ndarray:
     """The first 64 bits of hex request keys, sorted.
 
@@ -144,20 +170,23 @@ def _key_set(keys: Iterable[str]) -> np.ndarray:
     return np.sort(np.fromiter((int(k[:16], 16) for k in keys), dtype=np.uint64))
 
 
-def _write_requests(requests: Iterator[tuple[str, dict[str, Any]]], skip: np.ndarray, folder: Path, start: int,
-                    max_requests: int) -> Iterator[tuple[Path, int]]:
-    """Write request files under the limits; yield each finished file and its number of requests.
+def _not_in(requests: Iterator[tuple[str, dict[str, Any]]], skip: np.ndarray) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The requests whose keys are not in ``skip`` (:func:`_key_set`: already in an open batch)."""
+    for key, body in requests:
+        if len(skip):
+            h = np.uint64(int(key[:16], 16))
+            at = int(np.searchsorted(skip, h))
+            if at < len(skip) and skip[at] == h:
+                continue
+        yield key, body
 
-    Keys in ``skip`` (:func:`_key_set`: already in an open batch) are left out.
-    """
+
+def _write_requests(requests: Iterator[tuple[str, dict[str, Any]]], folder: Path, start: int,
+                    max_requests: int) -> Iterator[tuple[Path, int]]:
+    """Write request files under the limits; yield each finished file and its number of requests."""
     fh, path, n, size, index = None, None, 0, 0, start
     try:
         for key, body in requests:
-            if len(skip):
-                h = np.uint64(int(key[:16], 16))
-                at = int(np.searchsorted(skip, h))
-                if at < len(skip) and skip[at] == h:
-                    continue
             line = json.dumps({"custom_id": key, "method": "POST", "url": "/v1/chat/completions", "body": body},
                               ensure_ascii=False, separators=(",", ":")) + "\n"
             if fh is not None and (n >= max_requests or size + len(line.encode()) > MAX_BYTES):

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -91,23 +92,28 @@ def batches_group() -> None:
     """Batches of an `annotator label --batch-api` run (recorded in OUTPUT.batches/)."""
 
 
+def _batch_options(fn: Callable[..., None]) -> Callable[..., None]:
+    """OUTPUT, --base-url and --api-key-env, shared by the ``batches`` commands."""
+    fn = _errors_to_messages(fn)
+    for option in reversed((click.argument("output", type=click.Path()),
+                            click.option("--base-url", help="Endpoint [the one recorded by the run]."),
+                            click.option("--api-key-env",
+                                         help="Environment variable holding the API key [OPENAI_API_KEY]."))):
+        fn = option(fn)
+    return fn
+
+
 @batches_group.command("status")
-@click.argument("output", type=click.Path())
-@click.option("--base-url", help="Endpoint [the one recorded by the run].")
-@click.option("--api-key-env", help="Environment variable holding the API key [OPENAI_API_KEY].")
-@_errors_to_messages
+@_batch_options
 def batches_status_cmd(output: str, base_url: str | None, api_key_env: str | None) -> None:
-    """Status of the batches recorded for OUTPUT."""
+    """Status of the batches recorded for OUTPUT (each model's, after several --model)."""
     from annotator.batch import batch_table
 
     click.echo(batch_table(output, base_url=base_url, api_key_env=api_key_env))
 
 
 @batches_group.command("cancel")
-@click.argument("output", type=click.Path())
-@click.option("--base-url", help="Endpoint [the one recorded by the run].")
-@click.option("--api-key-env", help="Environment variable holding the API key [OPENAI_API_KEY].")
-@_errors_to_messages
+@_batch_options
 def batches_cancel_cmd(output: str, base_url: str | None, api_key_env: str | None) -> None:
     """Cancel the running batches of OUTPUT (rerun `annotator label` to collect and finish online)."""
     from annotator.batch import batch_table

@@ -79,13 +79,17 @@ def run(
     if settings.batch_api and not dry_run:  # every model's batches submitted first: they run side by side
         for name, path in tables.items():
             _run_one(source, found, settings.model_copy(update={"model": name, "models": []}), output=path,
-                     keep_fields=keep_fields, submit_only=True)
+                     keep_fields=keep_fields, submit_only=True,
+                     max_cost=None if max_cost is None else max_cost / len(tables))
     per_model: dict[str, Summary] = {}
     for name, path in tables.items():
-        spent = sum(s.estimated_cost_usd or 0.0 for s in per_model.values())
+        budget = None
+        if max_cost is not None:  # what the models before spent; with batches side by side, equal shares
+            spent = sum(s.estimated_cost_usd or 0.0 for s in per_model.values())
+            budget = max_cost / len(tables) if settings.batch_api else max(0.0, max_cost - spent)
         per_model[name] = _run_one(source, found, settings.model_copy(update={"model": name, "models": []}),
                                    output=path, dry_run=dry_run, keep_fields=keep_fields, progress=progress,
-                                   max_cost=None if max_cost is None else max(0.0, max_cost - spent))
+                                   max_cost=budget)
     first = next(iter(per_model.values()))
     costs = [s.estimated_cost_usd for s in per_model.values()]
     summary = first.model_copy(update={
@@ -184,6 +188,9 @@ def _run_one(
                 summary.batch = batches.model_dump()
                 if submit_only:
                     return summary
+                if max_cost is not None and price is not None:  # online: what the batches did not spend
+                    spent = run_cost(price, Counters(), batches) or 0.0
+                    tagger.options = dataclasses.replace(tagger.options, max_cost=max(0.0, max_cost - spent))
             writer = TableWriter(output, taxonomy.dimensions(settings.kind), keep_fields=keep_fields,
                                  with_votes=settings.votes > 1, input_text=found.input_text_differs)
             try:

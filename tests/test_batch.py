@@ -137,3 +137,23 @@ def test_several_models_batches_run_side_by_side(llm, tmp_path):
     assert status.exit_code == 0, status.output
     assert "fake_model/input-0001.jsonl" in status.output and "m2/input-0001.jsonl" in status.output
     assert status.output.count("completed") >= 3  # header + both batches
+
+
+def test_max_cost_caps_what_goes_into_batches(llm, tmp_path):
+    llm.reset(batch={"delay": 0.2})
+    (tmp_path / "prices.yaml").write_text(
+        "models:\n  fake-model: {input: 1000.0, output: 1000.0, batch_input: 500.0, batch_output: 500.0}\n")
+    dry = label(llm.url, tmp_path / "d.parquet", "--dry-run", "--prices", tmp_path / "prices.yaml")
+    whole = float(dry.output.split("with --batch-api: $")[1].split()[0])
+    out = tmp_path / "m.parquet"
+    res = label(llm.url, out, "--batch-api", "--prices", tmp_path / "prices.yaml", "--max-cost", whole * 0.45)
+    assert res.exit_code == 1, res.output  # stopped at the budget: some items not labeled
+    batch = summary(out)["batch"]
+    assert 0 < batch["requests"] < 10 and batch["over_budget"] == 10 - batch["requests"]
+    assert "not submitted: --max-cost reached" in res.output and "stopped at --max-cost" in res.output
+    assert summary(out)["estimated_cost_usd"] <= whole * 0.45 * 1.5  # estimates, not exact: within the cap's reach
+    df = pd.read_parquet(out)
+    assert (df.status == "failed").any() and df.error[df.status == "failed"].str.contains("max-cost").all()
+    res = label(llm.url, out, "--batch-api", "--prices", tmp_path / "prices.yaml")  # a rerun continues
+    assert res.exit_code == 0 and (pd.read_parquet(out).status == "ok").all()
+    assert llm.stats()["batch_requests"] + len(llm.log()) == 10  # each item paid once (online: the budget's rest)
