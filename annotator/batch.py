@@ -84,6 +84,7 @@ def run_batches(tagger: Tagger, items: Iterable[Item], api: BatchAPI, cache: Ans
     With ``wait=False`` it returns once the batches are submitted (and recorded): a later call
     attaches to them. Several models use this to have all their batches run at once.
     """
+    api.check()
     folder = state_dir(output)
     folder.mkdir(parents=True, exist_ok=True)
     state = load_state(output)

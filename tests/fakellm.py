@@ -17,7 +17,8 @@ of the item text (and ``seed``), so answers are deterministic. Rules posted to
 
 It also implements the Batch API (``/v1/files``, ``/v1/batches``): a batch finishes
 ``batch.delay`` seconds after creation; ``batch.expire_after`` N expires it after N requests
-(the rest in the error file), ``batch.fail_every`` k fails every k-th request (a 500 line).
+(the rest in the error file), ``batch.fail_every`` k fails every k-th request (a 500 line),
+``batch.absent`` answers 404 on every files/batches path (a server without a Batch API, like vLLM).
 
 ``times`` defaults to unlimited. ``/_control/log`` lists every request received (user message
 excerpt, status sent); ``/_control/reset`` clears rules and the log.
@@ -244,7 +245,14 @@ class FakeLLM:
         return None
 
     # ---- files and batches (the OpenAI Batch API) ---------------------------------------------
+    def _absent(self) -> web.Response | None:
+        if self.batch_conf.get("absent"):
+            return web.json_response({"detail": "Not Found"}, status=404)
+        return None
+
     async def upload(self, request: web.Request) -> web.Response:
+        if self._absent():
+            return self._absent()
         form = await request.post()
         upload = form["file"]
         data = upload.file.read()
@@ -333,6 +341,8 @@ class FakeLLM:
         return web.json_response(batch)
 
     async def list_batches(self, request: web.Request) -> web.Response:
+        if self._absent():
+            return self._absent()
         return web.json_response({"object": "list", "data": list(self.batches.values()), "has_more": False})
 
     async def stats(self, request: web.Request) -> web.Response:

@@ -157,3 +157,11 @@ def test_max_cost_caps_what_goes_into_batches(llm, tmp_path):
     res = label(llm.url, out, "--batch-api", "--prices", tmp_path / "prices.yaml")  # a rerun continues
     assert res.exit_code == 0 and (pd.read_parquet(out).status == "ok").all()
     assert llm.stats()["batch_requests"] + len(llm.log()) == 10  # each item paid once (online: the budget's rest)
+
+
+def test_a_server_without_a_batch_api_stops_before_anything_is_planned(llm, tmp_path):
+    llm.reset(batch={"absent": True})
+    out = tmp_path / "n.parquet"
+    res = label(llm.url, out, "--batch-api")
+    assert res.exit_code == 2 and "offers no Batch API (GET /batches answered 404): drop --batch-api" in res.output
+    assert llm.log() == [] and not list(tmp_path.glob("n.parquet.batches/input-*.jsonl")) and not out.exists()

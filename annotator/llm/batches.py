@@ -13,8 +13,9 @@ from typing import Any
 
 import openai
 
+from annotator.errors import EndpointError
 from annotator.llm.endpoint import EndpointConfig
-from annotator.llm.translate import translate, url_credentials
+from annotator.llm.translate import redact, translate, url_credentials
 
 ENDPOINT = "/v1/chat/completions"
 TERMINAL = ("completed", "expired", "failed", "cancelled")
@@ -32,6 +33,24 @@ class BatchAPI:
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except Exception as exc:  # openai raises many types; translate every one
+            raise translate(exc, self.config) from None
+
+    def check(self) -> None:
+        """Fail fast, before any request is planned or paid, when the endpoint has no Batch API.
+
+        Raises:
+            EndpointError: ``GET /batches`` answered 404, 405 or 501 (vLLM, llama.cpp, Ollama, ...),
+                or the endpoint cannot be reached.
+        """
+        try:
+            self._client.batches.list(limit=1)
+        except openai.APIStatusError as exc:
+            if exc.status_code in (404, 405, 501):
+                raise EndpointError(f"{redact(self.config.base_url)} offers no Batch API (GET /batches answered "
+                                    f"{exc.status_code}): drop --batch-api (the README's provider table says "
+                                    f"which servers have one)") from None
+            raise translate(exc, self.config) from None
         except Exception as exc:  # openai raises many types; translate every one
             raise translate(exc, self.config) from None
 
