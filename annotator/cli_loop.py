@@ -107,7 +107,7 @@ def _batch_options(fn: Callable[..., None]) -> Callable[..., None]:
 @_batch_options
 def batches_status_cmd(output: str, base_url: str | None, api_key_env: str | None) -> None:
     """Status of the batches recorded for OUTPUT (each model's, after several --model)."""
-    from annotator.batch import batch_table
+    from annotator.batch_status import batch_table
 
     click.echo(batch_table(output, base_url=base_url, api_key_env=api_key_env))
 
@@ -116,6 +116,6 @@ def batches_status_cmd(output: str, base_url: str | None, api_key_env: str | Non
 @_batch_options
 def batches_cancel_cmd(output: str, base_url: str | None, api_key_env: str | None) -> None:
     """Cancel the running batches of OUTPUT (rerun `annotator label` to collect and finish online)."""
-    from annotator.batch import batch_table
+    from annotator.batch_status import batch_table
 
     click.echo(batch_table(output, base_url=base_url, api_key_env=api_key_env, cancel=True))
