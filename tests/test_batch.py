@@ -165,3 +165,20 @@ def test_a_server_without_a_batch_api_stops_before_anything_is_planned(llm, tmp_
     res = label(llm.url, out, "--batch-api")
     assert res.exit_code == 2 and "offers no Batch API (GET /batches answered 404): drop --batch-api" in res.output
     assert llm.log() == [] and not list(tmp_path.glob("n.parquet.batches/input-*.jsonl")) and not out.exists()
+
+
+def test_ctrl_c_while_waiting_says_how_to_attach(llm, tmp_path):
+    llm.reset(batch={"delay": 60})
+    out = tmp_path / "i.parquet"
+    state = tmp_path / "i.parquet.batches" / "state.json"
+    proc = subprocess.Popen([sys.executable, "-m", "annotator.cli", "label", str(FIXTURES / "gsm8k-10.jsonl"), "-o",
+                             str(out), "--base-url", llm.url, "--model", "fake-model", "--batch-api"],
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (state.exists() and "polled" in state.read_text()):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "the batches keep running at the provider" in err and f"annotator batches cancel {out}" in err
