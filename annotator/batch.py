@@ -93,10 +93,13 @@ def run_batches(tagger: Tagger, items: Iterable[Item], api: BatchAPI, cache: Ans
     counts = BatchCounts()
     open_entries = [b for b in state["batches"] if not b.get("collected")]
     counts.attached = len(open_entries)
-    pending = _key_set(key for b in open_entries for key in _custom_ids(folder / b["input"]))
+    budget = _Budget(tagger) if tagger.options.max_cost is not None and tagger.price is not None else None
+    # requests already in open batches are not sent again, and count against the budget
+    pending = _key_set(budget.count(key, body) if budget else key
+                       for b in open_entries for key, body in _requests_in(folder / b["input"]))
     requests = _not_in(tagger.pending_requests(items), pending)
-    if tagger.options.max_cost is not None and tagger.price is not None:
-        requests = _within_budget(requests, tagger, counts)
+    if budget:
+        requests = budget.within(requests, counts)
     for path, n in _write_requests(requests, folder, len(state["batches"]), max_requests):
         state["batches"].append({"input": path.name, "requests": n})
     _save(folder, state)
@@ -137,34 +140,47 @@ def _save(folder: Path, state: dict[str, Any]) -> None:
     write_json_atomic(folder / "state.json", state)
 
 
-def _custom_ids(path: Path) -> Iterator[str]:
+def _requests_in(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(custom_id, body) of a requests file (none once it is collected and removed)."""
     if path.exists():
         with open(path, encoding="utf-8") as fh:
             for line in fh:
-                yield json.loads(line)["custom_id"]
+                request = json.loads(line)
+                yield request["custom_id"], request["body"]
 
 
-def _within_budget(requests: Iterator[tuple[str, dict[str, Any]]], tagger: Tagger,
-                   counts: BatchCounts) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The requests whose estimated batch cost fits ``--max-cost``; the rest are counted, not sent.
+class _Budget:
+    """``--max-cost`` applied before submitting.
 
     Each request is estimated as ``--dry-run`` does (prompt from its text, the answer from the
-    dimensions), at the batch price (the online price where the table has none). What is left
-    out goes to the online pass, which gets the budget the batches did not spend.
+    dimensions) at the batch price (the online price where the table has none). Requests in open
+    batches count first; those beyond the budget are not put in a batch. The online pass that
+    follows gets what the batches did not spend.
     """
-    price, budget = tagger.price, tagger.options.max_cost
-    assert price is not None and budget is not None
-    answer = (len(tagger.taxonomy.dimensions(tagger.options.kind)) * ANSWER_TOKENS_PER_DIMENSION
-              + (RATIONALE_TOKENS if tagger.options.rationale else 0))
-    spent = 0.0
-    for key, body in requests:
+
+    def __init__(self, tagger: Tagger) -> None:
+        assert tagger.price is not None and tagger.options.max_cost is not None
+        self.price, self.max_cost = tagger.price, tagger.options.max_cost
+        self.answer = (len(tagger.taxonomy.dimensions(tagger.options.kind)) * ANSWER_TOKENS_PER_DIMENSION
+                       + (RATIONALE_TOKENS if tagger.options.rationale else 0))
+        self.spent = 0.0
+
+    def count(self, key: str, body: dict[str, Any]) -> str:
+        """Add a request's estimated cost to the spend; return its key."""
         prompt = sum(estimate_tokens(str(m.get("content") or "")) for m in body.get("messages", []))
-        cost = price.batch_cost(prompt, answer)
-        spent += price.cost(prompt, answer) if cost is None else cost
-        if spent > budget:
-            counts.over_budget += 1
-            continue
-        yield key, body
+        cost = self.price.batch_cost(prompt, self.answer)
+        self.spent += self.price.cost(prompt, self.answer) if cost is None else cost
+        return key
+
+    def within(self, requests: Iterator[tuple[str, dict[str, Any]]],
+               counts: BatchCounts) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The requests that fit; the rest are counted in ``counts.over_budget``, not sent."""
+        for key, body in requests:
+            self.count(key, body)
+            if self.spent > self.max_cost:
+                counts.over_budget += 1
+                continue
+            yield key, body
 
 
 def _key_set(keys: Iterable[str]) -> np.ndarray:

@@ -182,3 +182,22 @@ def test_ctrl_c_while_waiting_says_how_to_attach(llm, tmp_path):
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "the batches keep running at the provider" in err and f"annotator batches cancel {out}" in err
+
+
+def test_several_models_share_the_budget_and_open_batches_count_against_it(llm, tmp_path):
+    llm.reset(batch={"delay": 0.3})
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("models:\n" + "".join(f"  {m}: {{input: 1000.0, output: 1000.0, batch_input: 500.0, "
+                                            f"batch_output: 500.0}}\n" for m in ("fake-model", "m2")))
+    dry = label(llm.url, tmp_path / "d.parquet", "--dry-run", "--prices", prices, "--model", "m2")
+    both = float(dry.output.split("with --batch-api: $")[1].split()[0])
+    out = tmp_path / "s.parquet"
+    res = label(llm.url, out, "--batch-api", "--prices", prices, "--model", "m2", "--max-cost", both * 0.45)
+    assert res.exit_code == 1, res.output
+    sent = 0
+    for name in ("fake_model", "m2"):
+        batch = summary(tmp_path / "s.parquet.models" / f"{name}.parquet")["batch"]
+        # one batch each, submitted before waiting; the waiting pass counted it and sent no second one
+        assert batch["batches"] == 1 and batch["attached"] == 1 and 0 < batch["requests"] < 10, batch
+        sent += batch["requests"]
+    assert llm.stats()["batch_requests"] == sent
