@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 from click.testing import CliRunner
@@ -91,16 +92,23 @@ def test_killed_batch_job_attaches_instead_of_paying_twice(tmp_path):
         server.proc.kill()
 
 
+def started_batch_job(url, out, until):
+    """``annotator label --batch-api`` in a subprocess, returned once its state file shows ``until``."""
+    state = Path(f"{out}.batches") / "state.json"
+    proc = subprocess.Popen([sys.executable, "-m", "annotator.cli", "label", str(FIXTURES / "gsm8k-10.jsonl"), "-o",
+                             str(out), "--base-url", url, "--model", "fake-model", "--batch-api"],
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (state.exists() and until in state.read_text()):
+        time.sleep(0.05)
+    return proc
+
+
 def test_cancel_then_rerun_labels_the_rest_online(llm, tmp_path):
     llm.reset(batch={"delay": 60})
     out = tmp_path / "c.parquet"
-    state = tmp_path / "c.parquet.batches" / "state.json"
-    proc = subprocess.Popen([sys.executable, "-m", "annotator.cli", "label", str(FIXTURES / "gsm8k-10.jsonl"), "-o",
-                             str(out), "--base-url", llm.url, "--model", "fake-model", "--batch-api"],
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 60
-    while time.time() < deadline and not (state.exists() and "batch_id" in state.read_text()):
-        time.sleep(0.05)
+    proc = started_batch_job(llm.url, out, "batch_id")
     proc.kill()
     proc.wait(timeout=10)
     res = CliRunner().invoke(main, ["batches", "cancel", str(out), "--base-url", llm.url])
@@ -170,14 +178,7 @@ def test_a_server_without_a_batch_api_stops_before_anything_is_planned(llm, tmp_
 def test_ctrl_c_while_waiting_says_how_to_attach(llm, tmp_path):
     llm.reset(batch={"delay": 60})
     out = tmp_path / "i.parquet"
-    state = tmp_path / "i.parquet.batches" / "state.json"
-    proc = subprocess.Popen([sys.executable, "-m", "annotator.cli", "label", str(FIXTURES / "gsm8k-10.jsonl"), "-o",
-                             str(out), "--base-url", llm.url, "--model", "fake-model", "--batch-api"],
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    deadline = time.time() + 60
-    while time.time() < deadline and not (state.exists() and "polled" in state.read_text()):
-        time.sleep(0.05)
+    proc = started_batch_job(llm.url, out, "polled")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
