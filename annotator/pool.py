@@ -48,29 +48,29 @@ def chunked(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
 
 @dataclass
 class Unit:
-    """One request's worth of work: items (one, or a batch) for one vote."""
+    """One request's worth of work: items (one, or a batch) for one vote, and what is sent.
+
+    ``request`` is the tagger's :class:`~annotator.planning.Request`.
+    """
 
     items: list[Item]
     vote: int
-    key: str | None = None  # a batch's own request key (single items use the tagger's keys)
+    request: Any = None
 
 
 @dataclass
 class WorkState:
-    """Per pending item id: answers per vote, error, answers from the cache, request keys."""
+    """Per pending item id: answers per vote, error, answers from the cache."""
 
     answers: dict[str, list[dict[str, Any] | None]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     from_cache: dict[str, int] = field(default_factory=dict)
-    keys: dict[tuple[str, int], str] = field(default_factory=dict)
 
-    def forget(self, item_id: str, votes: int) -> None:
+    def forget(self, item_id: str) -> None:
         """Drop everything kept for a finished item."""
         self.answers.pop(item_id, None)
         self.errors.pop(item_id, None)
         self.from_cache.pop(item_id, None)
-        for vote in range(votes):
-            self.keys.pop((item_id, vote), None)
 
 
 class Stream:

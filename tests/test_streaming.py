@@ -39,7 +39,7 @@ def test_the_tagger_reads_only_a_window_ahead_and_keeps_input_order(llm):
     assert all(a.status == "ok" for a in out)
     # the first row came out after one chunk was read, not the whole input
     assert pulled_at_first is not None and pulled_at_first <= 128, pulled_at_first
-    assert tagger.state.answers == {} and tagger._user == {}  # nothing kept for finished items
+    assert tagger.state.answers == {} and tagger.planner.pending == 0  # nothing kept for finished items
 
 
 def test_a_consumer_that_stops_early_stops_the_requests(llm):
