@@ -137,7 +137,13 @@ class Retriever:
         return out
 
 
-def example_picker(pool: list[PoolEntry], k: int, chars: int = 400) -> Callable[[Item], tuple[Example, ...]]:
+ExamplesFor = Callable[[Item], tuple[Example, ...]]
+"""An item's retrieved few-shot examples (``--fewshot``)."""
+CandidatesFor = Callable[[Item], dict[str, list[str]]]
+"""An item's candidate labels per dimension, its answer's restriction (``--candidates``)."""
+
+
+def examples_for_pool(pool: list[PoolEntry], k: int, chars: int = 400) -> ExamplesFor:
     """A function giving each item its ``k`` nearest labeled examples, formatted for prompts."""
     retriever = Retriever(pool)
 
@@ -148,7 +154,7 @@ def example_picker(pool: list[PoolEntry], k: int, chars: int = 400) -> Callable[
     return pick
 
 
-def candidate_picker(pool: list[PoolEntry], k: int, dims: list[Dimension]) -> Callable[[Item], dict[str, list[str]]]:
+def candidates_for_pool(pool: list[PoolEntry], k: int, dims: list[Dimension]) -> CandidatesFor:
     """A function giving each item, per dimension, the labels of its ``k`` nearest neighbours.
 
     Labels are ordered by similarity-weighted votes (the neighbour at rank r counts 1/(r+1)), so

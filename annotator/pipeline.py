@@ -145,13 +145,13 @@ def _run_one(
                           "--candidates 0 to batch)")
     if not dry_run:
         check_outputs(output)
-    taxonomy, prompts, picker, restrictor = taxonomy_and_prompts(settings)
+    taxonomy, prompts, examples_for, candidates_for = taxonomy_and_prompts(settings)
     prices = load_prices(settings.prices_file, settings.prices)
     summary = Summary(items=found.labelable, rejected=len(found.rejects), duplicates=len(found.duplicate_ids),
                       duplicate_ids=sorted(set(found.duplicate_ids))[:100],
                       taxonomy_version=taxonomy.version, prompt_version=prompts.version)
     if dry_run:
-        return estimate(labelable(source, found), settings, taxonomy, prompts, picker, prices, summary)
+        return estimate(labelable(source, found), settings, taxonomy, prompts, examples_for, prices, summary)
     if found.rejects:
         summary.rejects_file = str(write_rejects(found.rejects, rejects_path(output)))
     counters = Counters()
@@ -173,7 +173,7 @@ def _run_one(
                 cfg = dataclasses.replace(cfg, mode=choice.mode)
                 settings = settings.model_copy(update={"detail": choice.detail, "max_chars": choice.max_chars
                                                        or settings.max_chars})
-                taxonomy, prompts, picker, restrictor = taxonomy_and_prompts(settings)
+                taxonomy, prompts, examples_for, candidates_for = taxonomy_and_prompts(settings)
                 summary.prompt_version, summary.structured_output = prompts.version, choice.text()
             options = TagOptions(kind=settings.kind, concurrency=settings.concurrency, votes=settings.votes,
                                  items_per_request=settings.items_per_request,
@@ -181,7 +181,7 @@ def _run_one(
                                  max_cost=max_cost, rationale=settings.rationale,
                                  confidence=settings.confidence, progress=progress, total=found.labelable)
             tagger = Tagger(LLMClient(cfg, counters, settings.concurrency), taxonomy, prompts, cache, options,
-                            price, examples_for=picker, candidates_for=restrictor)
+                            price, examples_for=examples_for, candidates_for=candidates_for)
             if settings.batch_api:
                 batches = through_batches(tagger, labelable(source, found), cfg, cache, output, settings,
                                           wait=not submit_only)

@@ -13,14 +13,14 @@ not render twice; :meth:`Planner.forget` drops them once the item is finished.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from annotator.cache import request_key
-from annotator.prompts import Example, PromptSet
+from annotator.fewshot import CandidatesFor, ExamplesFor
+from annotator.prompts import PromptSet
 from annotator.records import Item
 from annotator.response_models import build_batch_model, build_response_model
 from annotator.taxonomy import Taxonomy
@@ -47,8 +47,8 @@ class Planner:
         prompts: PromptSet,
         options: TagOptions,
         params: str,
-        examples_for: Callable[[Item], tuple[Example, ...]] | None = None,
-        candidates_for: Callable[[Item], dict[str, list[str]]] | None = None,
+        examples_for: ExamplesFor | None = None,
+        candidates_for: CandidatesFor | None = None,
     ) -> None:
         """Build the answer models once.
 

@@ -20,16 +20,21 @@ from annotator.accounting import (
 )
 from annotator.config import Settings, api_key
 from annotator.errors import ConfigError
-from annotator.fewshot import candidate_picker, default_pool_path, example_picker, load_pool, pool_fingerprint
+from annotator.fewshot import (
+    CandidatesFor,
+    ExamplesFor,
+    candidates_for_pool,
+    default_pool_path,
+    examples_for_pool,
+    load_pool,
+    pool_fingerprint,
+)
 from annotator.llm import EndpointConfig
 from annotator.llm.probe import PROBE_TEXT
-from annotator.prompts import Example, PromptSet
+from annotator.prompts import PromptSet
 from annotator.records import Item
 from annotator.response_models import build_response_model
 from annotator.taxonomy import Taxonomy, load_taxonomy
-
-Picker = Callable[[Item], tuple[Example, ...]]
-Restrictor = Callable[[Item], dict[str, list[str]]]
 
 
 @contextmanager
@@ -50,22 +55,26 @@ def endpoint(settings: Settings) -> Iterator[EndpointConfig]:
         yield server.endpoint(**common)
 
 
-def taxonomy_and_prompts(settings: Settings) -> tuple[Taxonomy, PromptSet, Picker | None, Restrictor | None]:
-    """The taxonomy, the prompt set, and the few-shot picker / candidate restrictor when asked for."""
+def taxonomy_and_prompts(
+    settings: Settings,
+) -> tuple[Taxonomy, PromptSet, ExamplesFor | None, CandidatesFor | None]:
+    """The taxonomy, the prompt set, and ``examples_for`` / ``candidates_for`` when asked for."""
     taxonomy = load_taxonomy(settings.taxonomy)
-    picker, restrictor, pool_version = None, None, ""
+    examples_for: ExamplesFor | None = None
+    candidates_for: CandidatesFor | None = None
+    pool_version = ""
     if settings.fewshot or settings.candidates:
         dims = taxonomy.dimensions(settings.kind)
         pool = load_pool(settings.fewshot_pool or default_pool_path(settings.kind), dims)
         if settings.fewshot:
-            picker = example_picker(pool, settings.fewshot)
+            examples_for = examples_for_pool(pool, settings.fewshot)
         if settings.candidates:
-            restrictor = candidate_picker(pool, settings.candidates, dims)
+            candidates_for = candidates_for_pool(pool, settings.candidates, dims)
         pool_version = f"{pool_fingerprint(pool)}/k{settings.fewshot}/c{settings.candidates}"
     prompts = PromptSet(taxonomy, settings.kind, detail=settings.detail,
                         with_confidence=settings.confidence, max_chars=settings.max_chars,
                         pool_version=pool_version)
-    return taxonomy, prompts, picker, restrictor
+    return taxonomy, prompts, examples_for, candidates_for
 
 
 def probe_request(taxonomy: Taxonomy, settings: Settings) -> Callable[[str], tuple[list[dict[str, str]], Any]]:
@@ -83,7 +92,7 @@ def probe_request(taxonomy: Taxonomy, settings: Settings) -> Callable[[str], tup
 
 
 def dry_run(items: Iterable[Item], settings: Settings, taxonomy: Taxonomy, prompts: PromptSet,
-            picker: Picker | None, prices: dict, summary: Summary) -> Summary:
+            examples_for: ExamplesFor | None, prices: dict, summary: Summary) -> Summary:
     """Requests, tokens and cost a run would take (online, and with the Batch API); nothing is sent."""
     system_tokens = estimate_tokens(prompts.system)
     n_dims = len(taxonomy.dimensions(settings.kind))
@@ -91,7 +100,7 @@ def dry_run(items: Iterable[Item], settings: Settings, taxonomy: Taxonomy, promp
     n = prompt = 0
     for it in items:
         n += 1
-        prompt += estimate_tokens(prompts.item_message(it, picker(it) if picker else ()))
+        prompt += estimate_tokens(prompts.item_message(it, examples_for(it) if examples_for else ()))
     requests = -(-n // settings.items_per_request) * settings.votes
     prompt = prompt * settings.votes + system_tokens * requests
     completion = answer * n * settings.votes

@@ -11,7 +11,7 @@ started are written as failed, so a rerun continues). Assembly is :func:`annotat
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +21,13 @@ from annotator.accounting import Price
 from annotator.breaker import Breaker, permanent
 from annotator.cache import AnswerCache
 from annotator.errors import EndpointError, LLMError
+from annotator.fewshot import CandidatesFor, ExamplesFor
 from annotator.llm import LLMClient, parameter_fingerprint
 from annotator.planning import Planner, Request, still_valid
 from annotator.pool import Stream, chunked, loop_factory
 from annotator.pool import Unit as _Unit
 from annotator.pool import WorkState as _State
-from annotator.prompts import Example, PromptSet
+from annotator.prompts import PromptSet
 from annotator.records import Annotation, Item
 from annotator.taxonomy import Taxonomy
 from annotator.votes import assemble
@@ -72,8 +73,8 @@ class Tagger:
         cache: AnswerCache,
         options: TagOptions,
         price: Price | None = None,
-        examples_for: Callable[[Item], tuple[Example, ...]] | None = None,
-        candidates_for: Callable[[Item], dict[str, list[str]]] | None = None,
+        examples_for: ExamplesFor | None = None,
+        candidates_for: CandidatesFor | None = None,
     ) -> None:
         self.client = client
         self.taxonomy = taxonomy

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from annotator.errors import InputError
-from annotator.fewshot import PoolEntry, Retriever, candidate_picker, example_picker, load_pool
+from annotator.fewshot import PoolEntry, Retriever, candidates_for_pool, examples_for_pool, load_pool
 from annotator.records import Item
 from annotator.taxonomy import load_taxonomy
 
@@ -36,7 +36,7 @@ def test_nearest_is_by_similarity_and_never_the_item_itself():
 
 
 def test_candidates_put_the_nearest_neighbours_label_first():
-    pick = candidate_picker(POOL, 3, DIMS)
+    pick = candidates_for_pool(POOL, 3, DIMS)
     cands = pick(Item(id="q", text="not ( False ) and ( True ) is", source="s"))
     # ranks: p0 (none, weight 1), then the two programming items (1/2 + 1/3 = 0.83)
     assert cands["background"][0] == "none" and "programming" in cands["background"]
@@ -44,7 +44,7 @@ def test_candidates_put_the_nearest_neighbours_label_first():
 
 
 def test_examples_show_text_and_labels_as_json():
-    examples = example_picker(POOL, 1)(Item(id="q", text="Natalia sold 30 clips", source="s"))
+    examples = examples_for_pool(POOL, 1)(Item(id="q", text="Natalia sold 30 clips", source="s"))
     assert examples[0].text.startswith("Natalia") and json.loads(examples[0].labels)["background"] == "school_math"
 
 
