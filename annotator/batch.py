@@ -78,12 +78,8 @@ def load_state(output: str | Path) -> dict[str, Any]:
 
 
 def run_batches(tagger: Tagger, items: Iterable[Item], api: BatchAPI, cache: AnswerCache, *, output: str | Path,
-                max_requests: int, poll: float, report: Callable[[str], None], wait: bool = True) -> BatchCounts:
-    """Label through the Batch API what the cache cannot answer; fill the cache; return the counts.
-
-    With ``wait=False`` it returns once the batches are submitted (and recorded): a later call
-    attaches to them. Several models use this to have all their batches run at once.
-    """
+                max_requests: int, poll: float, report: Callable[[str], None]) -> BatchCounts:
+    """Label through the Batch API what the cache cannot answer; fill the cache; return the counts."""
     api.check()
     folder = state_dir(output)
     folder.mkdir(parents=True, exist_ok=True)
@@ -108,8 +104,6 @@ def run_batches(tagger: Tagger, items: Iterable[Item], api: BatchAPI, cache: Ans
             _submit(api, entry, folder, state)
     mine = [b for b in state["batches"] if not b.get("collected")]
     counts.batches, counts.requests = len(mine), sum(b["requests"] for b in mine)
-    if not wait:
-        return counts
     try:
         _wait(api, mine, folder, state, poll, report)
     except KeyboardInterrupt:
@@ -125,13 +119,12 @@ def run_batches(tagger: Tagger, items: Iterable[Item], api: BatchAPI, cache: Ans
 
 
 def through_batches(tagger: Tagger, items: Iterable[Item], cfg: Any, cache: AnswerCache, output: str | Path,
-                    settings: Any, wait: bool = True) -> BatchCounts:
+                    settings: Any) -> BatchCounts:
     """:func:`run_batches` with the endpoint's Batch API and the run's settings; progress lines on stderr."""
     api = BatchAPI(cfg)
     try:
         return run_batches(tagger, items, api, cache, output=output, max_requests=settings.batch_size,
-                           poll=settings.batch_poll, report=lambda line: print(line, file=sys.stderr, flush=True),
-                           wait=wait)
+                           poll=settings.batch_poll, report=lambda line: print(line, file=sys.stderr, flush=True))
     finally:
         api.close()
 

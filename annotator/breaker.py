@@ -46,3 +46,8 @@ class Breaker:
         self._last = reason
         if self._count >= self.limit and self.reason is None:
             self.reason = f"stopped after {self._count} identical errors: {reason}"
+
+    def trip(self, reason: str) -> None:
+        """Open from outside (another model's run failed, or Ctrl-C): no further request starts."""
+        if self.reason is None:
+            self.reason = reason

@@ -10,6 +10,8 @@ parts as rows finish, so memory stays flat from thousands to millions of items.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -20,6 +22,7 @@ import pandas as pd
 
 from annotator.accounting import Counters, Summary, Tally, load_prices, price_for, run_cost, write_json_atomic
 from annotator.batch import through_batches
+from annotator.breaker import Breaker
 from annotator.cache import AnswerCache, default_cache_dir
 from annotator.config import Settings, effective, load_settings
 from annotator.consensus import join_models, model_tables
@@ -31,6 +34,7 @@ from annotator.prepare import dry_run as estimate
 from annotator.prepare import endpoint, probe_request, taxonomy_and_prompts
 from annotator.records import Item, Reject
 from annotator.scan import Scan, Source, check_rejects, labelable, scan
+from annotator.side_by_side import side_by_side
 from annotator.sources import SourceSpec, items_from_records, read_items
 from annotator.store import TableWriter, read_table, rejects_path, write_rejects
 from annotator.tagging import Tagger, TagOptions
@@ -54,8 +58,8 @@ def run(
 
     With several models (``settings.models``) each labels every item into
     ``<output>.models/<model>.parquet`` and :mod:`annotator.consensus` joins them into ``output``.
-    With ``--batch-api`` every model's batches are submitted before any is waited for, so a
-    two-model job takes one completion window, not two.
+    The models label side by side (:mod:`annotator.side_by_side`), each with an equal share of
+    ``max_cost``: two models take about the time of one, online or through the Batch API.
 
     Args:
         source: reads the input from the start (called again for the labeling pass).
@@ -76,20 +80,17 @@ def run(
     if not dry_run:
         check_outputs(output)
     tables = model_tables(output, settings.models)
-    if settings.batch_api and not dry_run:  # every model's batches submitted first: they run side by side
-        for name, path in tables.items():
-            _run_one(source, found, settings.model_copy(update={"model": name, "models": []}), output=path,
-                     keep_fields=keep_fields, submit_only=True,
-                     max_cost=None if max_cost is None else max_cost / len(tables))
-    per_model: dict[str, Summary] = {}
-    for name, path in tables.items():
-        budget = None
-        if max_cost is not None:  # what the models before spent; with batches side by side, equal shares
-            spent = sum(s.estimated_cost_usd or 0.0 for s in per_model.values())
-            budget = max_cost / len(tables) if settings.batch_api else max(0.0, max_cost - spent)
-        per_model[name] = _run_one(source, found, settings.model_copy(update={"model": name, "models": []}),
-                                   output=path, dry_run=dry_run, keep_fields=keep_fields, progress=progress,
-                                   max_cost=budget)
+    breakers = {name: Breaker() for name in tables}
+
+    def one(name: str) -> Summary:  # each model gets an equal share of the budget
+        return _run_one(source, found, settings.model_copy(update={"model": name, "models": []}),
+                        output=tables[name], dry_run=dry_run, keep_fields=keep_fields,
+                        progress=progress and name == settings.models[0], breaker=breakers[name],
+                        max_cost=None if max_cost is None else max_cost / len(tables))
+
+    jobs = {name: functools.partial(one, name) for name in tables}
+    per_model = {name: job() for name, job in jobs.items()} if dry_run else side_by_side(
+        jobs, breakers, report=lambda line: print(line, file=sys.stderr, flush=True))
     first = next(iter(per_model.values()))
     costs = [s.estimated_cost_usd for s in per_model.values()]
     summary = first.model_copy(update={
@@ -127,13 +128,9 @@ def _run_one(
     max_cost: float | None = None,
     keep_fields: bool = True,
     progress: bool = False,
-    submit_only: bool = False,
+    breaker: Breaker | None = None,
 ) -> Summary:
-    """One model: the streaming run (see :func:`run`).
-
-    With ``submit_only`` (and ``--batch-api``) it returns once its batches are submitted; the next
-    call attaches to them.
-    """
+    """One model: the streaming run (see :func:`run`); ``breaker`` lets a caller stop it."""
     started = time.perf_counter()
     settings = effective(settings)
     if settings.batch_api and (settings.items_per_request > 1 or settings.candidates or settings.local):
@@ -181,13 +178,10 @@ def _run_one(
                                  max_cost=max_cost, rationale=settings.rationale,
                                  confidence=settings.confidence, progress=progress, total=found.labelable)
             tagger = Tagger(LLMClient(cfg, counters, settings.concurrency), taxonomy, prompts, cache, options,
-                            price, examples_for=examples_for, candidates_for=candidates_for)
+                            price, examples_for=examples_for, candidates_for=candidates_for, breaker=breaker)
             if settings.batch_api:
-                batches = through_batches(tagger, labelable(source, found), cfg, cache, output, settings,
-                                          wait=not submit_only)
+                batches = through_batches(tagger, labelable(source, found), cfg, cache, output, settings)
                 summary.batch = batches.model_dump()
-                if submit_only:
-                    return summary
                 if max_cost is not None and price is not None:  # online: what the batches did not spend
                     spent = run_cost(price, Counters(), batches) or 0.0
                     tagger.options = dataclasses.replace(tagger.options, max_cost=max(0.0, max_cost - spent))

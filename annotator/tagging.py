@@ -75,6 +75,7 @@ class Tagger:
         price: Price | None = None,
         examples_for: ExamplesFor | None = None,
         candidates_for: CandidatesFor | None = None,
+        breaker: Breaker | None = None,
     ) -> None:
         self.client = client
         self.taxonomy = taxonomy
@@ -88,7 +89,7 @@ class Tagger:
         self.model = self.planner.model
         self.cached_items = 0
         self.budget_stopped = False
-        self.breaker = Breaker()
+        self.breaker = breaker or Breaker()
         self.state = _State()
 
     # ---- the stage --------------------------------------------------------------------------

@@ -1,10 +1,15 @@
 """--model A --model B --model C: per-model columns, consensus, agreement, review priority, eval-labels."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pandas as pd
 from click.testing import CliRunner
-from conftest import FIXTURES, write_jsonl
+from conftest import FIXTURES, ROOT, write_jsonl
 
 from annotator.cli import main
 from annotator.review.push import plan
@@ -73,3 +78,40 @@ def test_eval_labels_reports_the_consensus_and_each_model(llm, tmp_path):
 
     assert background_acc(blocks[1]) == 1.0 and background_acc(blocks[2]) == 0.0
     assert background_acc(blocks[0]) == 1.0  # a 1-1 tie goes to the first model named
+
+
+def test_models_label_side_by_side_and_a_failing_model_stops_the_others(llm, tmp_path):
+    llm.reset(latency=0.3)
+    path = write_jsonl(tmp_path / "in.jsonl", [{"id": f"s{i}", "text": f"side item {i}"} for i in range(8)])
+    args = ["label", str(path), "--id-field", "id", "--base-url", llm.url, "--mode", "json_schema",
+            "--concurrency", "1"]
+    res = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "two.parquet"), "--model", "m1", "--model", "m2"])
+    assert res.exit_code == 0, res.output
+    times = {m: sorted(e["t"] for e in llm.log() if e["model"] == m) for m in ("m1", "m2")}
+    assert len(times["m1"]) == len(times["m2"]) == 8
+    assert times["m2"][0] < times["m1"][-1] and times["m1"][0] < times["m2"][-1]  # at once, not one after another
+
+    llm.reset(latency=0.3)
+    llm.rules([{"match": "", "model": "gone", "status": 404}])
+    res = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "fail.parquet"), "--model", "m1", "--model", "gone",
+                                    "--no-cache"])
+    assert res.exit_code == 2 and "model gone failed" in res.output and "404" in res.output, res.output
+    assert len([e for e in llm.log() if e["model"] == "m1"]) < 8  # m1 stopped starting requests
+
+
+def test_ctrl_c_stops_models_labeling_side_by_side(llm, tmp_path):
+    llm.reset(latency=2.0)
+    path = write_jsonl(tmp_path / "in.jsonl", [{"id": f"c{i}", "text": f"slow item {i}"} for i in range(20)])
+    proc = subprocess.Popen([sys.executable, "-m", "annotator.cli", "label", str(path), "--id-field", "id",
+                             "-o", str(tmp_path / "c.parquet"), "--base-url", llm.url, "--mode", "json_schema",
+                             "--model", "m1", "--model", "m2", "--concurrency", "1"],
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 30
+    while time.time() < deadline and len({e["model"] for e in llm.log()}) < 2:
+        time.sleep(0.05)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "interrupted" in err, err
+    assert time.monotonic() - started < 10  # does not wait for the models to finish
