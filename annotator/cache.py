@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -39,6 +40,9 @@ def request_key(payload: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+DAMAGED = ("not a database", "malformed", "disk image")  # sqlite's words for a broken file, not a busy one
+
+
 class AnswerCache:
     """A persistent map from request key to a validated answer (a JSON-able dict).
 
@@ -57,19 +61,23 @@ class AnswerCache:
         """Open the cache; a database that is not one (garbage, truncated) is moved aside and rebuilt."""
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            probe = directory / f".write-probe-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
+            with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-probe-"):  # unique per thread too
+                pass
         except OSError as exc:
             raise ConfigError(f"{directory}: the answer cache is not writable ({exc.strerror}); fix its "
                               "permissions, pass --cache-dir elsewhere, or --no-cache") from None
-        for attempt in (1, 2):
+        moved = False
+        for attempt in range(40):
             try:
                 cache = diskcache.Cache(str(directory), size_limit=2**34)
                 cache.get("__probe__")  # reads the database: garbage fails here, not mid-run
                 return cache
             except (sqlite3.DatabaseError, OSError) as exc:
-                if attempt == 2:
+                damaged = any(m in str(exc).lower() for m in DAMAGED)
+                if not damaged and attempt < 39:  # locked or busy: another run (or model) is opening it
+                    time.sleep(0.25)
+                    continue
+                if not damaged or moved:
                     raise ConfigError(f"{directory}: cannot open the answer cache ({exc}); remove it or pass "
                                       "--cache-dir elsewhere") from None
                 broken = directory / f"cache.db.broken-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -77,6 +85,7 @@ class AnswerCache:
                     db = directory / f"cache.db{suffix}"
                     if db.exists():
                         db.rename(Path(f"{broken}{suffix}"))
+                moved = True
                 warnings.warn(f"{directory}/cache.db was not a readable cache ({exc}); moved it to {broken} "
                               "and started an empty cache (answers it held will be asked again)", stacklevel=2)
         raise AssertionError("unreachable")  # pragma: no cover

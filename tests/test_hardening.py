@@ -207,3 +207,41 @@ def test_batched_requests_are_cached_under_the_request_actually_sent(llm, tmp_pa
     assert llm.log() == []  # the same batched requests: all from the cache
     res = label(llm, *args, "--items-per-request", 1, input_path=tmp_path / "in.jsonl")
     assert res.exit_code == 0 and len(llm.log()) == 7  # single requests differ; only item-5's was sent before
+
+
+def test_many_runs_opening_one_new_cache_at_once(tmp_path):
+    """Several models (threads) and several runs (processes) open the same cache directory together:
+    all open it, and a busy database is never mistaken for a broken one and moved aside."""
+    import subprocess
+    import sys
+    import threading
+
+    from annotator.cache import AnswerCache
+
+    folder = tmp_path / "shared-cache"
+    errors, caches = [], []
+    start = threading.Barrier(8)
+
+    def open_it(i):
+        start.wait()
+        try:
+            cache = AnswerCache(folder)
+            cache.set(f"k{i}", {"i": i})
+            caches.append(cache)
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    code = (f"from annotator.cache import AnswerCache\nc = AnswerCache({str(folder)!r})\n"
+            "import os\nc.set('p' + str(os.getpid()), {'x': 1})\nc.close()\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(3)]
+    threads = [threading.Thread(target=open_it, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
+    assert errors == [] and len(caches) == 8
+    assert not list(folder.glob("cache.db.broken-*")) and not list(folder.glob(".write-probe-*"))
+    assert all(caches[0].get(f"k{i}") == {"i": i} for i in range(8))
+    for cache in caches:
+        cache.close()
