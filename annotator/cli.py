@@ -76,7 +76,8 @@ def main() -> None:
 @click.option("--cache-dir", type=click.Path(), help="Answer cache [$ANNOTATOR_CACHE_DIR or ~/.cache/slice-annotator].")
 @click.option("--no-cache", is_flag=True, default=None, help="Neither read nor write the answer cache.")
 @click.option("--prices", "prices_file", type=click.Path(), help="YAML price table overriding the shipped one.")
-@click.option("--max-cost", type=float, help="Stop starting requests at this estimated spend (USD).")
+@click.option("--max-cost", type=float, help="Stop starting requests at this estimated spend (USD); with "
+              "--batch-api, submit no more than it; several models share it equally.")
 @click.option("--dry-run", is_flag=True, help="Estimate tokens and cost; send nothing.")
 @click.option("--model-path", type=click.Path(), help="GGUF file for the embedded model.")
 @click.option("--config", "config_path", type=click.Path(), help="annotator.toml to read.")
