@@ -88,6 +88,11 @@ def estimate_tokens(text: str) -> int:
     return int(len(text) / CHARS_PER_TOKEN) + 1
 
 
+def estimate_answer_tokens(n_dims: int, rationale: bool) -> int:
+    """Expected completion tokens of one item's answer (``--dry-run`` and the batch budget)."""
+    return n_dims * ANSWER_TOKENS_PER_DIMENSION + (RATIONALE_TOKENS if rationale else 0)
+
+
 class Counters(BaseModel):
     """Request accounting shared by every call of one run (updated by :mod:`annotator.llm`)."""
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from annotator.accounting import ANSWER_TOKENS_PER_DIMENSION, RATIONALE_TOKENS, estimate_tokens, write_json_atomic
+from annotator.accounting import estimate_answer_tokens, estimate_tokens, write_json_atomic
 from annotator.cache import AnswerCache
 from annotator.errors import ConfigError, ResponseError
 from annotator.llm.batches import TERMINAL, BatchAPI
@@ -90,9 +90,15 @@ def run_batches(tagger: Tagger, items: Iterable[Item], api: BatchAPI, cache: Ans
     open_entries = [b for b in state["batches"] if not b.get("collected")]
     counts.attached = len(open_entries)
     budget = _Budget(tagger) if tagger.options.max_cost is not None and tagger.price is not None else None
-    # requests already in open batches are not sent again, and count against the budget
-    pending = _key_set(budget.count(key, body) if budget else key
-                       for b in open_entries for key, body in _requests_in(folder / b["input"]))
+
+    def open_keys() -> Iterator[str]:  # in open batches: not sent again, and counted against the budget
+        for entry in open_entries:
+            for key, body in _requests_in(folder / entry["input"]):
+                if budget:
+                    budget.count(body)
+                yield key
+
+    pending = _key_set(open_keys())
     requests = _not_in(tagger.pending_requests(items), pending)
     if budget:
         requests = budget.within(requests, counts)
@@ -154,22 +160,20 @@ class _Budget:
     def __init__(self, tagger: Tagger) -> None:
         assert tagger.price is not None and tagger.options.max_cost is not None
         self.price, self.max_cost = tagger.price, tagger.options.max_cost
-        self.answer = (len(tagger.taxonomy.dimensions(tagger.options.kind)) * ANSWER_TOKENS_PER_DIMENSION
-                       + (RATIONALE_TOKENS if tagger.options.rationale else 0))
+        self.answer = estimate_answer_tokens(len(tagger.dims), tagger.options.rationale)
         self.spent = 0.0
 
-    def count(self, key: str, body: dict[str, Any]) -> str:
-        """Add a request's estimated cost to the spend; return its key."""
+    def count(self, body: dict[str, Any]) -> None:
+        """Add a request's estimated cost to the spend."""
         prompt = sum(estimate_tokens(str(m.get("content") or "")) for m in body.get("messages", []))
         cost = self.price.batch_cost(prompt, self.answer)
         self.spent += self.price.cost(prompt, self.answer) if cost is None else cost
-        return key
 
     def within(self, requests: Iterator[tuple[str, dict[str, Any]]],
                counts: BatchCounts) -> Iterator[tuple[str, dict[str, Any]]]:
         """The requests that fit; the rest are counted in ``counts.over_budget``, not sent."""
         for key, body in requests:
-            self.count(key, body)
+            self.count(body)
             if self.spent > self.max_cost:
                 counts.over_budget += 1
                 continue

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from annotator.accounting import (
-    ANSWER_TOKENS_PER_DIMENSION,
-    RATIONALE_TOKENS,
     Summary,
+    estimate_answer_tokens,
     estimate_tokens,
     price_for,
 )
@@ -95,8 +94,7 @@ def dry_run(items: Iterable[Item], settings: Settings, taxonomy: Taxonomy, promp
             examples_for: ExamplesFor | None, prices: dict, summary: Summary) -> Summary:
     """Requests, tokens and cost a run would take (online, and with the Batch API); nothing is sent."""
     system_tokens = estimate_tokens(prompts.system)
-    n_dims = len(taxonomy.dimensions(settings.kind))
-    answer = n_dims * ANSWER_TOKENS_PER_DIMENSION + (RATIONALE_TOKENS if settings.rationale else 0)
+    answer = estimate_answer_tokens(len(taxonomy.dimensions(settings.kind)), settings.rationale)
     n = prompt = 0
     for it in items:
         n += 1
