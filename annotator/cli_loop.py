@@ -13,15 +13,40 @@ import click
 from annotator.cli_common import errors_to_messages as _errors_to_messages
 
 
+class GreedyCommand(click.Command):
+    """A command whose path options take every value up to the next option.
+
+    ``--results runs/a/samples_*.jsonl`` works as the shell expands it (one file per lm-eval
+    task): each value after a greedy option, until the next ``-`` argument, belongs to it.
+    """
+
+    greedy = ("--labels", "--results", "--baseline")
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:  # noqa: D102
+        out: list[str] = []
+        current: str | None = None
+        for arg in args:
+            if arg.startswith("-"):
+                current = arg if arg in self.greedy else None
+                out.append(arg)
+            elif current is not None and out and not out[-1].startswith("-"):
+                out += [current, arg]
+            else:
+                out.append(arg)
+        return super().parse_args(ctx, out)
+
+
 @click.group("slices")
 def slices_group() -> None:
     """Slice diagnosis of eval results (reviewed labels + per-sample results)."""
 
 
-@slices_group.command("report")
-@click.option("--labels", required=True, type=click.Path(), help="Eval labels table (a `review pull` output).")
+@slices_group.command("report", cls=GreedyCommand)
+@click.option("--labels", required=True, multiple=True, type=click.Path(),
+              help="Eval labels tables (`review pull` outputs) or directories of them; several benchmarks at once.")
 @click.option("--results", required=True, multiple=True, type=click.Path(),
-              help="Per-sample results: lm-eval samples_*.jsonl, CSV/JSONL/Parquet, or a directory (repeatable).")
+              help="Per-sample results: lm-eval samples_*.jsonl (a shell glob works), CSV/JSONL/Parquet, or "
+                   "directories (files there that are not results are skipped and counted).")
 @click.option("--baseline", multiple=True, type=click.Path(), help="Results of the checkpoint to compare with.")
 @click.option("-o", "--output", required=True, type=click.Path(), help="OUT: writes OUT.json, OUT.md, OUT.html.")
 @click.option("--allow-unreviewed", is_flag=True, help="Use labels nobody reviewed (recorded in every output).")
@@ -29,23 +54,34 @@ def slices_group() -> None:
 @click.option("--metric", help="Per-sample metric or column [acc, exact_match, ...; correct/score/n,c].")
 @click.option("--k", type=int, default=1, show_default=True, help="k of pass@k for id,n,c results.")
 @click.option("--lm-eval-filter", help="lm-eval filter to use when a task logs several [the first].")
+@click.option("--response-field", default="response", show_default=True,
+              help="Column of a results table holding the raw generation (MMLU-Pro: generated_text).")
+@click.option("--prediction-field", default="prediction", show_default=True,
+              help="Column holding the extracted answer; null/empty = nothing extracted (MMLU-Pro: pred).")
+@click.option("--target-field", default="target", show_default=True, help="Column holding the gold answer.")
 @click.option("--min-n", type=int, default=10, show_default=True, help="Hide slices with fewer items.")
 @click.option("--alpha", type=float, default=0.05, show_default=True, help="False discovery rate (BH).")
 @click.option("--max-dims", type=int, default=4, show_default=True, help="Largest slice combination.")
 @click.option("--plan", type=click.Path(), help="A plan directory from `annotator map`: did it help?")
 @click.option("--taxonomy", "taxonomy_path", type=click.Path(), help="A taxonomy YAML file [shipped v1].")
 @_errors_to_messages
-def slices_report_cmd(labels: str, results: tuple[str, ...], baseline: tuple[str, ...], output: str,
-                      plan: str | None, **options: Any) -> None:
+def slices_report_cmd(labels: tuple[str, ...], results: tuple[str, ...], baseline: tuple[str, ...], output: str,
+                      plan: str | None, response_field: str, prediction_field: str, target_field: str,
+                      **options: Any) -> None:
     """Slices, findings and data / non-data verdicts from LABELS and RESULTS."""
     from annotator.diagnosis.report import slices_report
+    from annotator.diagnosis.results import Fields
 
-    report, paths = slices_report(labels, list(results), output, plan=plan, baseline=list(baseline) or None,
-                                  **options)
-    verdicts = ", ".join(f"{f.verdict} {', '.join(f'{d}={v}' for d, v in f.slice.items())}"
-                         for f in report.findings) or "none"
+    fields = Fields(response=response_field, prediction=prediction_field, target=target_field)
+    report, paths = slices_report(list(labels), list(results), output, plan=plan, baseline=list(baseline) or None,
+                                  fields=fields, **options)
+    click.echo(report.headline)
+    for f in report.findings:
+        click.echo(f"  {f.verdict:<12} {f.kind:<14} {', '.join(f'{d}={v}' for d, v in f.slice.items())} (n {f.n})")
+    skipped = len(report.join.get("skipped_files") or [])
     click.echo(f"{report.overall['n']} items joined ({report.join['labels_without_results']} labels without results, "
-               f"{report.join['results_without_labels']} results without labels); findings: {verdicts}")
+               f"{report.join['results_without_labels']} results without labels"
+               + (f"; {skipped} files skipped: not results" if skipped else "") + ")")
     if report.intervention:
         click.echo(report.intervention["summary"])
     click.echo(f"report -> {paths['json']}, {paths['md']}, {paths['html']}")

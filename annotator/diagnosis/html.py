@@ -1,9 +1,12 @@
 """``OUT.html``: one self-contained page (inline CSS and SVG; no script, no network).
 
-Sections: headline figures, coverage bars (join both ways, review gate, and a plan's data
-coverage when one is attached), a heatmap of background x solving operation coloured by rate
-(or by delta against the baseline), a forest plot of the slices' effects with 95% intervals,
-and every finding with its verdict, reason and evidence table.
+Sections: the headline sentence and the per-benchmark table; what the model wrote (response
+states per run side by side with their rates, length and repetition histograms, a few trimmed
+runaway / no-answer / buried responses); the lost and gained items decomposed by response state
+and by finding; coverage bars (join both ways, review gate, a plan's data coverage); a heatmap of
+background x solving operation coloured by rate or delta, with its colour scale; a forest plot of
+the slices' effects with 95% intervals (labels sized to fit); every finding with its verdict,
+reason, checks and evidence table.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ text-align:right} th{background:#f3f4f8} td.l,th.l{text-align:left}
 .finding{border:1px solid #dde;border-radius:8px;padding:10px 14px;margin:12px 0}
 .bar{height:14px;background:#4464ad;display:inline-block;vertical-align:middle}
 .barbg{width:320px;background:#e7e9f2;display:inline-block}
+pre{white-space:pre-wrap;background:#f6f7fb;border:1px solid #dde;padding:6px 8px;font-size:12px;max-height:220px;
+overflow:auto} .headline{font-size:16px;background:#f3f4f8;border-left:4px solid #4464ad;padding:8px 12px}
 """
 
 
@@ -66,7 +71,18 @@ def heatmap_svg(data: dict[str, Any]) -> str:
                          f'text-anchor="middle">{cell["n"]}</text>')
     parts.append("</svg>")
     what = "delta against the baseline (red: lost, green: gained)" if diverging else "rate (red low, green high)"
-    return "".join(parts) + f'<div class="muted">Colour: {what}; number: items in the cell.</div>'
+    return "".join(parts) + colour_scale(diverging) + f'<div class="muted">Colour: {what}; number: items in the cell.</div>'
+
+
+def colour_scale(diverging: bool) -> str:
+    """The heatmap's colour scale: a row of swatches with their values."""
+    values = [-1, -0.5, -0.25, 0, 0.25, 0.5, 1] if diverging else [0, 0.2, 0.4, 0.6, 0.8, 1]
+    parts = ['<svg id="colour-scale" xmlns="http://www.w3.org/2000/svg" width="460" height="34" role="img" '
+             'aria-label="colour scale">']
+    for i, v in enumerate(values):
+        parts.append(f'<rect x="{i * 60}" y="0" width="58" height="14" fill="{_color(v, diverging)}"/>'
+                     f'<text x="{i * 60 + 29}" y="28" font-size="10" text-anchor="middle">{v:+.2f}</text>')
+    return "".join(parts) + "</svg>"
 
 
 def forest_svg(slices: list[Any], limit: int = 30) -> str:
@@ -80,7 +96,9 @@ def forest_svg(slices: list[Any], limit: int = 30) -> str:
             rows.append((s, s.rate - shift, (s.ci[0] - shift, s.ci[1] - shift)))
     rows.sort(key=lambda r: (not r[0].weak, r[1]))  # weak slices first, then the largest losses
     rows = rows[:limit]
-    left, width, top, rh = 470, 420, 20, 18
+    names = [", ".join(f"{d}={v}" for d, v in s.slice.items()) for s, _, _ in rows]
+    longest = max((min(len(n), 70) + len(f" (n {s.n})") for n, (s, _, _) in zip(names, rows, strict=True)), default=10)
+    left, width, top, rh = int(longest * 6.6) + 16, 420, 20, 18  # room for the longest label at 11 px
     x = lambda v: left + (max(-1.0, min(1.0, v)) + 1) / 2 * width  # noqa: E731
     parts = [f'<svg id="forest" xmlns="http://www.w3.org/2000/svg" width="{left + width + 60}" '
              f'height="{top + rh * len(rows) + 30}" role="img" aria-label="forest plot">',
@@ -119,7 +137,9 @@ def _finding(i: int, f: Any) -> str:
     head = (f'<div class="finding" id="finding-{i}"><h3>{i}. {name} <span class="verdict v-{f.verdict}">'
             f"{f.verdict}</span></h3><div>n {f.n}, rate {f.rate:.3f}"
             + (f", baseline {f.baseline_rate:.3f}, delta {f.delta:+.3f}" if f.delta is not None else "")
-            + f", p {f.p_value:.2g}, q {f.q_value:.2g}, items lost {f.severity:.1f}</div>"
+            + (f" (other items {f.rest_delta:+.3f})" if f.rest_delta is not None else "")
+            + f", {escape(f.kind.replace('_', ' '))}, p {f.p_value:.2g}, q {f.q_value:.2g}, "
+            f"items lost beyond the rest {f.severity:.1f}</div>"
             f"<p>{escape(f.reason)}</p>")
     m = escape(f.evidence.get("measure", ""))
     table = [f'<table class="evidence"><tr><th class="l">dimension</th><th class="l">label</th><th>n in</th>'
@@ -136,14 +156,19 @@ def _finding(i: int, f: Any) -> str:
     if f.explains:
         explains = "<p class=muted>Explains: " + escape("; ".join(
             ", ".join(f"{d}={v}" for d, v in e["slice"].items()) + f" (n {e['n']})" for e in f.explains)) + "</p>"
-    return head + "".join(table) + explains + "</div>"
+    checks = "".join(f"<p><b>Check:</b> {escape(c)}</p>" for c in f.checks)
+    states = f.evidence.get("baseline_states")
+    before = ("<p class=muted>Same items at the baseline: " + escape(", ".join(f"{k} {v}" for k, v in states.items()))
+              + "</p>") if states else ""
+    return head + checks + before + "".join(table) + explains + "</div>"
 
 
 def render(report: Any) -> str:
     """The whole page."""
     o, j, g = report.overall, report.join, report.gate
     headline = (f"{escape(report.metric)} over {o['n']} items: <b>{o['rate']:.3f}</b> "
-                f"(95% CI {o['ci'][0]:.3f}–{o['ci'][1]:.3f})")
+                f"(95% CI {o['ci'][0]:.3f}–{o['ci'][1]:.3f})") if o.get("rate") is not None else escape(
+        f"{o['n']} items; {o.get('note', '')}")
     if o.get("baseline_rate") is not None:
         headline += f"; baseline {o['baseline_rate']:.3f}, delta <b>{o['delta']:+.3f}</b>"
     coverage = [("labels with results", j["matched"], j["labels"]), ("results with labels", j["matched"], j["results"]),
@@ -158,7 +183,10 @@ def render(report: Any) -> str:
              f"<h1>Slice report {escape(report.report_id)}</h1><div class=muted>{escape(report.created)} · labels "
              f"{escape(report.labels)} · taxonomy {escape(report.taxonomy_version)}"
              + (" · <b>unreviewed labels allowed</b>" if g["allow_unreviewed"] else " · reviewed labels only")
-             + f"</div><p>{headline}. Findings: {len(report.findings)} ({verdicts}).</p>",
+             + f"</div><p class=headline id=headline>{escape(report.headline)}</p>",
+             "<h2>Benchmarks</h2>", benchmarks_table(report.benchmarks),
+             f"<p>{headline}. Findings: {len(report.findings)} ({verdicts}).</p>",
+             responses_section(report.responses, o.get("decomposition") or {}),
              "<h2>Coverage</h2>", bars(coverage),
              f"<h2>Heatmap: {escape(report.heatmap['rows'])} × {escape(report.heatmap['cols'])}</h2>",
              heatmap_svg(report.heatmap),
@@ -171,4 +199,87 @@ def render(report: Any) -> str:
     if report.intervention:
         parts.append(f"<h2>Intervention</h2><p id=intervention>{escape(report.intervention['summary'])}</p>")
     parts.append("</body></html>")
+    return "".join(parts)
+
+
+def benchmarks_table(rows: list[dict[str, Any]]) -> str:
+    """Per task: metric, n, rate, baseline, delta, lost, gained, response states."""
+    out = ['<table id="benchmarks"><tr><th class="l">task</th><th class="l">metric</th><th>n</th><th>rate</th>'
+           "<th>baseline</th><th>delta</th><th>lost</th><th>gained</th><th class=l>response states</th></tr>"]
+    for b in rows:
+        f = lambda v, sign="": "-" if v is None else f"{v:{sign}.3f}"  # noqa: E731
+        states = ", ".join(f"{k} {v}" for k, v in b["states"].items())
+        out.append(f'<tr><td class="l">{escape(b["task"])}</td><td class="l">{escape(str(b["metric"]))}</td>'
+                   f"<td>{b['n']}</td><td>{f(b['rate'])}</td><td>{f(b.get('baseline_rate'))}</td>"
+                   f"<td>{f(b.get('delta'), '+')}</td><td>{b.get('lost', '-')}</td><td>{b.get('gained', '-')}</td>"
+                   f'<td class="l">{escape(states)}</td></tr>')
+    return "".join(out) + "</table>"
+
+
+def histogram_svg(name: str, edges: list[float], runs: dict[str, list[int]], fmt: str) -> str:
+    """Side-by-side bars of one distribution per run (share of the run's responses per bin)."""
+    colours = {"now": "#b23b3b", "baseline": "#4464ad"}
+    bw, h, top = 46, 90, 10
+    parts = [f'<svg id="hist-{name}" xmlns="http://www.w3.org/2000/svg" width="{bw * len(edges) + 20}" '
+             f'height="{h + 50}" role="img" aria-label="{escape(name)} distribution">']
+    for j, (run, counts) in enumerate(runs.items()):
+        total = sum(counts) or 1
+        for i, c in enumerate(counts):
+            bar = h * c / total
+            x = i * bw + j * (bw // 2 - 2)
+            parts.append(f'<rect x="{x}" y="{top + h - bar}" width="{bw // 2 - 3}" height="{bar}" '
+                         f'fill="{colours.get(run, "#888")}"><title>{escape(run)}: {c} ({c / total:.0%})</title></rect>')
+    for i, e in enumerate(edges):
+        parts.append(f'<text x="{i * bw + bw / 2}" y="{top + h + 14}" font-size="10" text-anchor="middle">'
+                     f"{format(e, fmt)}+</text>")
+    legend = " ".join(f'<tspan fill="{colours.get(r, "#888")}">■ {escape(r)}</tspan>' for r in runs)
+    parts.append(f'<text x="0" y="{top + h + 34}" font-size="11">{legend}</text></svg>')
+    return "".join(parts)
+
+
+def responses_section(r: dict[str, Any], decomposition: dict[str, Any]) -> str:
+    """What the model wrote: states per run, distributions, examples, and the lost items decomposed."""
+    if not r:
+        return "<h2>Responses</h2><p class=muted>No response text in the results: states are n/a.</p>"
+    runs = list(r["states"])
+    states = [s for s in ("runaway", "no_answer", "buried", "answered", "n/a") if any(s in r["states"][x] for x in runs)]
+    head = "".join(f"<th>{escape(run)} n</th><th>{escape(run)} share</th><th>{escape(run)} rate</th>" for run in runs)
+    rows = []
+    for s in states:
+        cells = ""
+        for run in runs:
+            n, total = r["states"][run].get(s, 0), sum(r["states"][run].values()) or 1
+            rate = r["rates"].get(run, {}).get(s)
+            cells += f"<td>{n}</td><td>{n / total:.1%}</td><td>{'-' if rate is None else f'{rate:.3f}'}</td>"
+        rows.append(f'<tr><td class="l">{escape(s)}</td>{cells}</tr>')
+    parts = ["<h2>Responses: what the model wrote</h2>",
+             f'<table id="states"><tr><th class="l">state</th>{head}</tr>{"".join(rows)}</table>']
+    d = r["distribution"]
+    parts += ["<h3>Response length (characters)</h3>",
+              histogram_svg("length", d["length_edges"], {k: v["length"] for k, v in d.items() if k in runs}, ".0f"),
+              "<h3>Repetition (share of repeated 5-grams)</h3>",
+              histogram_svg("repetition", d["repetition_edges"],
+                            {k: v["repetition"] for k, v in d.items() if k in runs}, ".2f")]
+    if decomposition:
+        lost = decomposition
+        parts.append(f"<h3>Items lost and gained</h3><p>Lost {lost['lost']}, gained {lost['gained']} "
+                     f"(net {lost['net']:+d}).</p><table id=decomposition><tr><th class=l>by</th><th class=l>group</th>"
+                     "<th>lost</th><th>gained</th></tr>")
+        for s, v in lost["by_state"].items():
+            parts.append(f"<tr><td class=l>response now</td><td class=l>{escape(s)}</td><td>{v['lost']}</td>"
+                         f"<td>{v['gained']}</td></tr>")
+        for s, v in (lost.get("by_baseline_state") or {}).items():
+            parts.append(f"<tr><td class=l>response at baseline</td><td class=l>{escape(s)}</td><td>{v['lost']}</td>"
+                         f"<td>{v['gained']}</td></tr>")
+        for row in lost["by_finding"]:
+            name = ", ".join(f"{k}={v}" for k, v in row["slice"].items())
+            parts.append(f"<tr><td class=l>finding</td><td class=l>{escape(name)}</td><td>{row['lost']}</td>"
+                         f"<td>{row['gained']}</td></tr>")
+        parts.append("</table>")
+    for state, examples in r.get("examples", {}).items():
+        if examples:
+            parts.append(f"<h3>{escape(state)} responses (trimmed)</h3>")
+            parts += [f'<div class="example"><div class=muted>{escape(str(e["id"]))} · {escape(str(e["task"]))} · '
+                      f'{e["length"]} characters · {escape(e["why"])}</div><pre>{escape(e["text"])}</pre></div>'
+                      for e in examples]
     return "".join(parts)
