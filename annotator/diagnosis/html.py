@@ -71,7 +71,8 @@ def heatmap_svg(data: dict[str, Any]) -> str:
                          f'text-anchor="middle">{cell["n"]}</text>')
     parts.append("</svg>")
     what = "delta against the baseline (red: lost, green: gained)" if diverging else "rate (red low, green high)"
-    return "".join(parts) + colour_scale(diverging) + f'<div class="muted">Colour: {what}; number: items in the cell.</div>'
+    legend = f'<div class="muted">Colour: {what}; number: items in the cell.</div>'
+    return "".join(parts) + colour_scale(diverging) + legend
 
 
 def colour_scale(diverging: bool) -> str:
@@ -228,7 +229,8 @@ def histogram_svg(name: str, edges: list[float], runs: dict[str, list[int]], fmt
             bar = h * c / total
             x = i * bw + j * (bw // 2 - 2)
             parts.append(f'<rect x="{x}" y="{top + h - bar}" width="{bw // 2 - 3}" height="{bar}" '
-                         f'fill="{colours.get(run, "#888")}"><title>{escape(run)}: {c} ({c / total:.0%})</title></rect>')
+                         f'fill="{colours.get(run, "#888")}">'
+                         f"<title>{escape(run)}: {c} ({c / total:.0%})</title></rect>")
     for i, e in enumerate(edges):
         parts.append(f'<text x="{i * bw + bw / 2}" y="{top + h + 14}" font-size="10" text-anchor="middle">'
                      f"{format(e, fmt)}+</text>")
@@ -242,7 +244,8 @@ def responses_section(r: dict[str, Any], decomposition: dict[str, Any]) -> str:
     if not r:
         return "<h2>Responses</h2><p class=muted>No response text in the results: states are n/a.</p>"
     runs = list(r["states"])
-    states = [s for s in ("runaway", "no_answer", "buried", "answered", "n/a") if any(s in r["states"][x] for x in runs)]
+    order = ("runaway", "no_answer", "buried", "answered", "n/a")
+    states = [s for s in order if any(s in r["states"][x] for x in runs)]
     head = "".join(f"<th>{escape(run)} n</th><th>{escape(run)} share</th><th>{escape(run)} rate</th>" for run in runs)
     rows = []
     for s in states:
@@ -263,7 +266,8 @@ def responses_section(r: dict[str, Any], decomposition: dict[str, Any]) -> str:
     if decomposition:
         lost = decomposition
         parts.append(f"<h3>Items lost and gained</h3><p>Lost {lost['lost']}, gained {lost['gained']} "
-                     f"(net {lost['net']:+d}).</p><table id=decomposition><tr><th class=l>by</th><th class=l>group</th>"
+                     f"(net {lost['net']:+d}).</p><table id='decomposition'><tr><th class=l>by</th>"
+                     "<th class=l>group</th>"
                      "<th>lost</th><th>gained</th></tr>")
         for s, v in lost["by_state"].items():
             parts.append(f"<tr><td class=l>response now</td><td class=l>{escape(s)}</td><td>{v['lost']}</td>"

@@ -175,8 +175,9 @@ def make_plan(report: str | Path, corpus: str | Path, out_dir: str | Path, *, bu
     checks = []
     for f in rep["findings"]:
         if f["verdict"] == "non-data":
-            texts = [cfg["checks"].get(dim, {}).get(label) for dim, label in f["slice"].items()]
-            checks.append({"finding": f["slice"], "check": next((t for t in texts if t), cfg["checks"]["default"])})
+            texts = f.get("checks") or [cfg["checks"].get(dim, {}).get(label) for dim, label in f["slice"].items()]
+            checks.append({"finding": f["slice"], "kind": f.get("kind"), "n": f.get("n"),
+                           "check": next((t for t in texts if t), cfg["checks"]["default"])})
     fingerprint = hashlib.sha256(json.dumps([rep.get("report_id"), [(str(p), p.stat().st_size) for p in files],
                                              draws, max_repeat, cats], sort_keys=True).encode()).hexdigest()[:12]
     mixture = {

@@ -239,8 +239,8 @@ def _decompose(items: Items, findings: list[Finding], members: dict[str, np.ndar
     lost = keep & (items.baseline == 1) & (items.score == 0)
     gained = keep & (items.baseline == 0) & (items.score == 1)
     out: dict[str, Any] = {"lost": int(lost.sum()), "gained": int(gained.sum()), "net": int(gained.sum() - lost.sum())}
-    out["by_state"] = {s: {"lost": int((lost & (items.state == s)).sum()), "gained": int((gained & (items.state == s)).sum())}
-                       for s in state_counts(items.state)}
+    out["by_state"] = {s: {"lost": int((lost & (items.state == s)).sum()),
+                           "gained": int((gained & (items.state == s)).sum())} for s in state_counts(items.state)}
     if items.baseline_state is not None:
         out["by_baseline_state"] = {s: {"lost": int((lost & (items.baseline_state == s)).sum()),
                                         "gained": int((gained & (items.baseline_state == s)).sum())}
@@ -419,8 +419,8 @@ def markdown(report: SliceReport) -> str:
         lines.append("")
     lines += [f"Join: {report.join['matched']} matched; {report.join['labels_without_results']} labels without "
               f"results; {report.join['results_without_labels']} results without labels"
-              + (f"; {len(report.join['skipped_files'])} files skipped (not results)" if report.join.get("skipped_files")
-                 else "") + ". Gate: "
+              + (f"; {len(report.join['skipped_files'])} files skipped (not results)"
+                 if report.join.get("skipped_files") else "") + ". Gate: "
               f"{report.gate['rows_out']} of {report.gate['rows_in']} label rows passed"
               + (" (**unreviewed labels allowed**)" if report.gate["allow_unreviewed"] else " (reviewed only)") + ".",
               "", f"## Findings ({len(report.findings)})", ""]
@@ -429,7 +429,8 @@ def markdown(report: SliceReport) -> str:
                      f"alpha {report.settings['alpha']}, slices with n >= {report.settings['min_n']}).")
     for i, f in enumerate(report.findings, 1):
         lines += [f"### {i}. {_name(f)} — **{f.verdict}** ({f.kind.replace('_', ' ')})", "",
-                  f"n {f.n}, rate {f.rate:.3f}" + (f" (other items {f.rest_rate:.3f})" if f.rest_rate is not None else "")
+                  f"n {f.n}, rate {f.rate:.3f}"
+                  + (f" (other items {f.rest_rate:.3f})" if f.rest_rate is not None else "")
                   + (f", baseline {f.baseline_rate:.3f}, delta {f.delta:+.3f}" if f.delta is not None else "")
                   + (f" (other items {f.rest_delta:+.3f})" if f.rest_delta is not None else "")
                   + (f", lost {f.lost}, gained {f.gained}" if f.lost is not None else "")
@@ -437,8 +438,8 @@ def markdown(report: SliceReport) -> str:
                   "", f.reason, ""]
         lines += [f"Check: {c}" for c in f.checks] + ([""] if f.checks else [])
         if f.evidence.get("baseline_states"):
-            lines += ["Same items at the baseline: " + ", ".join(f"{k} {v}" for k, v in f.evidence["baseline_states"].items()),
-                      ""]
+            before = f.evidence["baseline_states"]
+            lines += ["Same items at the baseline: " + ", ".join(f"{k} {v}" for k, v in before.items()), ""]
         rows = f.evidence.get("rows", [])
         if rows:
             m = f.evidence["measure"]

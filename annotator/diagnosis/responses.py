@@ -1,4 +1,4 @@
-"""What the model wrote: a response state per item and run, its length and a repetition score.
+r"""What the model wrote: a response state per item and run, its length and a repetition score.
 
 The state is derived from the raw generation (``response``), what the benchmark's extraction
 took from it (``prediction``), the gold answer (``target``) and, when the harness logged them, the
@@ -13,7 +13,7 @@ thresholds are data in ``schemas/diagnosis.yaml`` (``responses:``):
   change the state: a letter drawn from a loop is a lucky draw, not an answer.
 * ``no_answer`` — it stopped, but the extraction found nothing (null, empty, ``[invalid]``).
 * ``buried`` — scored wrong, but the model gave the right answer in a form the scoring lost: its
-  first stated answer ("the answer is ...", ``####``, ``\\boxed{}``, ...) equals the target, or
+  first stated answer ("the answer is ...", ``####``, ``\boxed{}``, ...) equals the target, or
   a word target (letters, no digits) of at least ``min_text_target`` characters appears in the
   response as a whole word.
 * ``answered`` — anything else with a response.

@@ -232,7 +232,8 @@ class _Reader:
         kind = ("n,c" if {"n", "c"} <= cols else "correct" if "correct" in cols else "score" if "score" in cols
                 else None)
         if kind is None:
-            raise InputError(f"{path}: needs columns id,correct or id,score or id,n,c (found: {', '.join(map(str, rec))})")
+            raise InputError(f"{path}: needs columns id,correct or id,score or id,n,c "
+                             f"(found: {', '.join(map(str, rec))})")
         return kind
 
 

@@ -23,7 +23,8 @@ All three are two-sided z tests of a difference of means in which each item's va
 of the compared population's items at the same chance level (for 0/1 results without chance
 correction: the pooled two-proportion test), computed from per-stratum sums, so 100k items and
 tens of thousands of slices take seconds. A 0/1 slice of fewer than 30 items gets an exact
-binomial test instead: its successes against the chance-corrected rate the rest's skill predicts. A weak slice's ``kind`` says which question it answers: ``regressed`` (changed
+binomial test instead: its successes against the chance-corrected rate the rest's skill predicts.
+A weak slice's ``kind`` says which question it answers: ``regressed`` (changed
 worse than the rest), ``standing`` (below the rest at both checkpoints: a persistent weakness),
 ``below_overall`` (no baseline: below the rest). Slices holding at least ``max_share`` of the
 items are the benchmark itself: shown, never weak.

@@ -172,7 +172,8 @@ class Judge:
         name = describe(stat.slice)
         if keys <= set(cfg["format_dimensions"]):
             rule = cfg["non_data"]
-            spread = {d: sorted(r.label for r in big if r.dimension == d and r.shows_deficit) for d in rule["spread_over"]}
+            spread = {d: sorted(r.label for r in big if r.dimension == d and r.shows_deficit)
+                      for d in rule["spread_over"]}
             narrow = [d for d, labs in spread.items() if len(labs) < 2]
             if narrow:
                 where = ", ".join(f"{d}: {', '.join(spread[d]) or 'none'}" for d in narrow)
@@ -180,7 +181,8 @@ class Judge:
             held = rule["holds_outside"]
             value, n = self._pooled_outside(inside, held, {r.label for r in big if r.dimension == held}, measure)
             if n < min_group:
-                return "inconclusive", f"{name}: too few items outside it with the same {held} labels to compare", evidence
+                return "inconclusive", (f"{name}: too few items outside it with the same {held} labels "
+                                        "to compare"), evidence
             if value - reference <= share * stat.effect:
                 return "inconclusive", (f"{name}: items with the same {held} labels are weak outside it too "
                                         f"({word} {value:+.2f} against {reference:+.2f} for all other items); "
@@ -189,7 +191,8 @@ class Judge:
                                 f"{rule['spread_over'][0]} and {len(spread[rule['spread_over'][-1]])} "
                                 f"{rule['spread_over'][-1]} labels, while the {n} items with the same {held} labels "
                                 f"outside it do as well as the rest ({word} {value:+.2f}, all other items "
-                                f"{reference:+.2f}): a format, termination or template problem, not missing data"), evidence
+                                f"{reference:+.2f}): a format, termination or template problem, "
+                                "not missing data"), evidence
         if keys <= set(cfg["content_dimensions"]):
             across = cfg["data"]["consistent_across"]
             groups = [r for r in big if r.dimension == across]
@@ -205,7 +208,8 @@ class Judge:
                                         "cause cannot be ruled out"), evidence
             if value - reference <= share * stat.effect:
                 return "inconclusive", (f"{name}: {across} {', '.join(r.label for r in groups)} is weak outside it "
-                                        f"too ({word} {value:+.2f} against {reference:+.2f}); check the format first"), evidence
+                                        f"too ({word} {value:+.2f} against {reference:+.2f}); "
+                                        "check the format first"), evidence
             return "data", (f"{name}: the deficit holds in every {across} present "
                             f"({', '.join(r.label for r in groups)}), while the other {n} items with the same {across} "
                             f"do as well as the rest ({word} {value:+.2f}, all other items {reference:+.2f}): "
