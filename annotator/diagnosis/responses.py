@@ -7,7 +7,9 @@ thresholds are data in ``schemas/diagnosis.yaml`` (``responses:``):
 
 * ``runaway`` — the generation did not stop: it loops (the share of its word n-grams that
   already occurred earlier in it reaches ``repetition.runaway_at``), or it contains one of its
-  own stop sequences (the stop was not applied), or its estimated length (characters /
+  own stop sequences (the stop was not applied), or it starts a new turn of its few-shot prompt
+  (a line opening with the label that opens each example, ``Q:`` / ``Question:``, read off the
+  logged prompt: it answered, then wrote the next question), or its estimated length (characters /
   ``chars_per_token``) reaches ``length_limit_share`` of ``max_gen_toks``, or the harness
   logged ``finish_reason = length``. Whatever the extraction then picked out of it does not
   change the state: a letter drawn from a loop is a lucky draw, not an answer.
@@ -44,6 +46,7 @@ class Response:
     prediction: Any = None
     target: Any = None
     until: tuple[str, ...] = ()
+    turns: tuple[str, ...] = ()
     max_gen_toks: int | None = None
     finish_reason: str | None = None
 
@@ -65,6 +68,25 @@ def repetition(text: str, ngram: int = 5, min_words: int = 20) -> float:
         return 0.0
     grams = [tuple(words[i:i + ngram]) for i in range(len(words) - ngram + 1)]
     return 1.0 - len(set(grams)) / len(grams)
+
+
+_LABEL = re.compile(r"^([A-Z][\w ]{0,24}):", re.MULTILINE)
+
+
+def turn_markers(prompt: Any) -> tuple[str, ...]:
+    """Labels that open each example of a few-shot prompt (``Q``, ``Question``), as ``"\nQ:"``.
+
+    The line labels that repeat in the prompt, minus the label of its last line (where the answer
+    goes: ``A:`` / ``Answer:``).
+    """
+    if not isinstance(prompt, str):
+        return ()
+    labels = _LABEL.findall(prompt)
+    if len(labels) < 3:
+        return ()
+    last = labels[-1]
+    counts = {lab: labels.count(lab) for lab in labels}
+    return tuple(f"\n{lab}:" for lab in dict.fromkeys(labels) if counts[lab] >= 2 and lab != last)
 
 
 def _is_empty(value: Any, empty: set[str]) -> bool:
@@ -134,6 +156,9 @@ class Classifier:
         leaked = next((s for s in response.until if s and s.strip() and s in text), None)
         if leaked is not None:
             return out("runaway", f"went past its stop sequence {leaked!r}")
+        turn = next((t for t in response.turns if t in text), None)
+        if turn is not None:
+            return out("runaway", f"answered, then wrote a new turn of its prompt ({turn.strip()!r})")
         if (response.finish_reason or "").lower() == "length":
             return out("runaway", "stopped by the length limit (finish_reason=length)")
         if response.max_gen_toks and length / self.chars_per_token >= self.length_share * response.max_gen_toks:

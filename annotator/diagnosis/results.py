@@ -35,7 +35,7 @@ from typing import Any
 
 import pandas as pd
 
-from annotator.diagnosis.responses import Classifier, Response
+from annotator.diagnosis.responses import Classifier, Response, turn_markers
 from annotator.errors import InputError
 from annotator.readers import find_files, records
 from annotator.records import Reject
@@ -121,7 +121,7 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def _gen_args(rec: dict[str, Any]) -> tuple[tuple[str, ...], int | None]:
+def _gen_args(rec: dict[str, Any]) -> tuple[tuple[str, ...], int | None, str | None]:
     args = rec.get("arguments")
     if isinstance(args, dict):  # lm-eval >= 0.4.3: {"gen_args_0": {"arg_0": prompt, "arg_1": {...}}}
         args = next(iter(args.values()), None)
@@ -129,10 +129,11 @@ def _gen_args(rec: dict[str, Any]) -> tuple[tuple[str, ...], int | None]:
     if isinstance(args, list) and args and isinstance(args[0], list):
         args = args[0]
     kwargs = next((a for a in args if isinstance(a, dict)), {}) if isinstance(args, list) else {}
+    prompt = next((a for a in args if isinstance(a, str)), None) if isinstance(args, list) else None
     until = kwargs.get("until") or ()
     until = (until,) if isinstance(until, str) else tuple(str(u) for u in until)
     limit = kwargs.get("max_gen_toks") or kwargs.get("max_tokens")
-    return until, (int(limit) if isinstance(limit, (int, float)) else None)
+    return until, (int(limit) if isinstance(limit, (int, float)) else None), prompt
 
 
 class _Reader:
@@ -188,11 +189,11 @@ class _Reader:
             text = _text(rec.get("resps"))
             response = None
             if text is not None:
-                until, limit = _gen_args(rec)
+                until, limit, prompt = _gen_args(rec)
                 filtered = rec.get("filtered_resps")
                 prediction = _text(filtered) if filtered is not None else text
                 response = Response(text=text, prediction=prediction, target=rec.get("target"), until=until,
-                                    max_gen_toks=limit)
+                                    turns=turn_markers(prompt), max_gen_toks=limit)
             self.add(item_id, task, 1, value, response, where)
         self.metrics[task] = str(used or self.metric or "?")
 

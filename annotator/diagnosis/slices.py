@@ -118,6 +118,14 @@ class Items:
         return self._cache["before"]
 
     @property
+    def strata(self) -> np.ndarray:
+        """Each item's chance level as a stratum code (0, 1, ...)."""
+        if "strata" not in self._cache:
+            chance = self.chance if self.chance is not None else np.zeros(len(self))
+            self._cache["strata"] = np.unique(np.round(chance, 4), return_inverse=True)[1].astype(int)
+        return self._cache["strata"]
+
+    @property
     def change(self) -> np.ndarray | None:
         """Chance-adjusted paired change (NaN where the baseline has no result)."""
         before = self.adjusted_baseline
@@ -231,8 +239,7 @@ class Population:
 
     def __init__(self, items: Items, universe: np.ndarray) -> None:
         self.items, self.universe = items, universe
-        chance = items.chance if items.chance is not None else np.zeros(len(items))
-        _, self.stratum = np.unique(np.round(chance, 4), return_inverse=True)
+        self.stratum = items.strata
         self.now = items.adjusted[universe]
         change = items.change
         if change is not None:

@@ -326,8 +326,12 @@ def find(items: Items, dims: list[str], cfg: dict[str, Any], *, min_n: int = 10,
             reason = (f"response={row['state']}: {row['share']:.1%} of the responses now against "
                       f"{row['baseline_share']:.1%} at the baseline ({row['became']} items became {row['state']}, "
                       f"{row['recovered']} recovered; q {row['q']:.2g}), whatever the score did")
-            findings.append((_finding(stat, "non-data", reason, {"shift": row, **_state_table(items, inside)},
-                                      items, inside, cfg, "response"), inside))
+            shift = _finding(stat, "non-data", reason, {"shift": row, **_state_table(items, inside)}, items, inside,
+                             cfg, "response")
+            narrower = [(f, idx) for f, idx in findings if f.slice.get(rdim) == row["state"]]
+            shift.explains = [{"slice": f.slice, "n": f.n, "effect": f.effect} for f, _ in narrower]
+            gone = {id(f) for f, _ in narrower}
+            findings = [(f, idx) for f, idx in findings if id(f) not in gone] + [(shift, inside)]
     aside = np.unique(np.concatenate([idx for _, idx in findings])) if findings else np.array([], dtype=int)
     left = np.setdiff1d(everyone, aside)
     label_dims = [d for d in dims if d != rdim]
