@@ -101,7 +101,11 @@ def benjamini_hochberg(pvalues: list[float]) -> list[float]:
 
 
 def bootstrap_mean_ci(values: Any, seed: int = 0, resamples: int = 1000, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of a mean (numpy array of per-item values)."""
+    """Percentile bootstrap interval of a mean (numpy array of per-item values).
+
+    Resamples are drawn in blocks of about two million indices, so memory stays flat however many
+    values there are (the draws are the same as in one block).
+    """
     import numpy as np
 
     arr = np.asarray(values, dtype=float)
@@ -110,6 +114,8 @@ def bootstrap_mean_ci(values: Any, seed: int = 0, resamples: int = 1000, level: 
     if arr.size == 1 or np.all(arr == arr[0]):
         return (float(arr[0]), float(arr[0]))
     rng = np.random.default_rng(seed)
-    means = arr[rng.integers(0, arr.size, size=(resamples, arr.size))].mean(axis=1)
+    block = max(1, 2_000_000 // arr.size)
+    means = np.concatenate([arr[rng.integers(0, arr.size, size=(min(block, resamples - start), arr.size))].mean(axis=1)
+                            for start in range(0, resamples, block)])
     tail = (1 - level) / 2
     return (float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail)))

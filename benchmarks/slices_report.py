@@ -10,7 +10,6 @@ Usage: python benchmarks/slices_report.py [SIZE ...]   (default: 12032 100000)
 
 import gzip
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "real-outputs" / "mmlu-pro"
 SRC = SHARED if SHARED.is_dir() else ROOT / "tests" / "fixtures" / "real-outputs" / "mmlu-pro"
+
+
+# runs the command in a fresh child and prints that child's peak RSS (KB): one figure per size
+MEASURE = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+           "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
 
 
 def load(name):
@@ -37,7 +41,8 @@ def write(rows, path, size):
 
 def main():
     sizes = [int(a) for a in sys.argv[1:]] or [12032, 100000]
-    labels, now, before = load("labels-rule.jsonl.gz"), load("Llama-2-7b-hf.jsonl.gz"), load("Meta-Llama-3_1-8B.jsonl.gz")
+    labels, now = load("labels-rule.jsonl.gz"), load("Llama-2-7b-hf.jsonl.gz")
+    before = load("Meta-Llama-3_1-8B.jsonl.gz")
     print("| items | findings | wall s | peak RSS (MB) |")
     print("|---:|---:|---:|---:|")
     for size in sizes:
@@ -45,15 +50,16 @@ def main():
             tmp = Path(tmp)
             for rows, name in ((labels, "labels.jsonl"), (now, "now.jsonl"), (before, "before.jsonl")):
                 write(rows, tmp / name, size)
-            cmd = [str(Path(sys.executable).parent / "annotator"), "slices", "report", "--labels", str(tmp / "labels.jsonl"),
+            cmd = [str(Path(sys.executable).parent / "annotator"), "slices", "report",
+                   "--labels", str(tmp / "labels.jsonl"),
                    "--results", str(tmp / "now.jsonl"), "--baseline", str(tmp / "before.jsonl"), "--allow-unreviewed",
                    "-o", str(tmp / "out")]
             start = time.perf_counter()
-            proc = subprocess.run(cmd, capture_output=True, text=True)
+            proc = subprocess.run([sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True)
             wall = time.perf_counter() - start
             if proc.returncode:
                 raise SystemExit(proc.stderr or proc.stdout)
-            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            peak = int(proc.stdout.split()[-1]) / 1024
             findings = len(json.loads((tmp / "out.json").read_text())["findings"])
             print(f"| {size:,} | {findings} | {wall:.1f} | {peak:.0f} |", flush=True)
 

@@ -156,3 +156,25 @@ def test_repeated_result_id_with_another_score_names_both_places(tmp_path):
     (tmp_path / "t.jsonl").write_text(json.dumps({"id": "a", "score": "inf"}) + "\n")
     with pytest.raises(InputError, match="not a finite number"):
         read_results([tmp_path / "t.jsonl"])
+
+
+def test_tasks_scored_differently_are_never_pooled(tmp_path):
+    """TheoremQA scored 0/1 beside a task scored 0-1 by a judge: per-task rates, no pooled rate, slices per task."""
+    src = rows(TQA / "mistral-7b-v0.1.jsonl.gz")
+    dev = [json.loads(line) for line in (FIXTURES / "dev-labels.jsonl").read_text().splitlines()]
+    with open(tmp_path / "judge.jsonl", "w") as fh:
+        for i, r in enumerate(dev):
+            weak = "arithmetic" in r["solving_operation"]
+            fh.write(json.dumps({"id": r["id"], "score": 0.2 if weak else 0.6 + 0.01 * (i % 7), "task": "judge"}) + "\n")
+    with open(tmp_path / "dev-labels.jsonl", "w") as fh:
+        for r in dev:
+            fh.write(json.dumps(r | {"source": "judge"}) + "\n")
+    report, _ = analyse([TQA / "labels-rule.jsonl.gz", tmp_path / "dev-labels.jsonl"],
+                        [TQA / "mistral-7b-v0.1.jsonl.gz", tmp_path / "judge.jsonl"], allow_unreviewed=True, min_n=5)
+    tasks = {b["task"]: b for b in report.benchmarks}
+    assert set(tasks) == {"theoremqa", "judge"} and tasks["judge"]["metric"] == "score"
+    assert tasks["theoremqa"]["rate"] == round(sum(r["correct"] for r in src.values()) / len(src), 4)
+    assert report.overall["rate"] is None and "different metrics" in report.overall["note"]
+    labelled = [f for f in report.findings if f.defined_by == "labels"]
+    assert labelled and all("task" in f.slice for f in labelled)
+    assert {"task": "judge", "solving_operation": "arithmetic"} in [f.slice for f in labelled]

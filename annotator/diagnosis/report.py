@@ -31,7 +31,7 @@ from pydantic import BaseModel
 from annotator.accounting import write_json_atomic
 from annotator.diagnosis.responses import NA, STATES
 from annotator.diagnosis.results import Fields, Results, read_results
-from annotator.diagnosis.slices import Items, SliceStat, chance_of
+from annotator.diagnosis.slices import Items, SliceStat, chance_of, count_options
 from annotator.diagnosis.verdict import Finding, diagnosis_config, find, lost_gained
 from annotator.errors import InputError
 from annotator.gate import gate
@@ -42,7 +42,7 @@ from annotator.taxonomy import load_taxonomy
 
 EXAMPLES = 10
 LABEL_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz", ".jsonl.zst", ".csv")
-LABEL_COLUMNS = ("id", "kind", "status", "review_status", "source", "text")
+LABEL_COLUMNS = ("id", "kind", "status", "review_status", "source", "options")
 
 
 class SliceReport(BaseModel):
@@ -106,6 +106,9 @@ def read_labels(paths: list[str | Path], dims: list[str]) -> tuple[pd.DataFrame,
             seen.add(item_id)
             row = {k: rec.get(k) for k in wanted}
             row["id"] = item_id
+            if "status" not in rec:  # a table without a status column: every row is a label (as the gate reads one)
+                row["status"] = "ok"
+            row["options"] = count_options(rec.get("text"))  # the text itself is not kept
             rows.append(row)
     if not rows:
         raise InputError(f"no labels in {', '.join(map(str, files))}")
@@ -171,8 +174,8 @@ def build_items(labels: pd.DataFrame, ids: list[str], dims: list[str], now: Resu
             labels_i[rdim] = [str(state[i])]
         if several:
             labels_i["task"] = [task[i]]
-    texts = rows["text"] if "text" in rows.columns else [None] * len(ids)
-    chance = np.array([chance_of(lab, text, cfg["chance"]) for lab, text in zip(item_labels, texts, strict=True)])
+    options = rows["options"] if "options" in rows.columns else [None] * len(ids)
+    chance = np.array([chance_of(lab, k, cfg["chance"]) for lab, k in zip(item_labels, options, strict=True)])
     base = base_state = None
     if before is not None:
         prior = before.frame.set_index("id").reindex(ids)

@@ -74,7 +74,7 @@ _LABEL = re.compile(r"^([A-Z][\w ]{0,24}):", re.MULTILINE)
 
 
 def turn_markers(prompt: Any) -> tuple[str, ...]:
-    """Labels that open each example of a few-shot prompt (``Q``, ``Question``), as ``"\nQ:"``.
+    r"""Labels that open each example of a few-shot prompt (``Q``, ``Question``), as ``"\nQ:"``.
 
     The line labels that repeat in the prompt, minus the label of its last line (where the answer
     goes: ``A:`` / ``Answer:``).

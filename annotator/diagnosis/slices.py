@@ -61,12 +61,12 @@ def count_options(text: Any) -> int | None:
     return k if k >= 2 else None
 
 
-def chance_of(labels: dict[str, list[str]], text: Any, rules: dict[str, Any]) -> float:
-    """The chance level of one item from its output constraint (``chance:`` rules)."""
+def chance_of(labels: dict[str, list[str]], options: int | None, rules: dict[str, Any]) -> float:
+    """The chance level of one item from its output constraint (``chance:`` rules) and option count."""
     for label in labels.get("output_constraint") or []:
         rule = rules.get(label)
         if rule == "options":
-            k = count_options(text)
+            k = options if isinstance(options, (int, float)) and options == options else None
             return 1.0 / k if k else 0.0
         if isinstance(rule, (int, float)):
             return float(rule)
