@@ -165,7 +165,8 @@ def test_tasks_scored_differently_are_never_pooled(tmp_path):
     with open(tmp_path / "judge.jsonl", "w") as fh:
         for i, r in enumerate(dev):
             weak = "arithmetic" in r["solving_operation"]
-            fh.write(json.dumps({"id": r["id"], "score": 0.2 if weak else 0.6 + 0.01 * (i % 7), "task": "judge"}) + "\n")
+            score = 0.2 if weak else 0.6 + 0.01 * (i % 7)
+            fh.write(json.dumps({"id": r["id"], "score": score, "task": "judge"}) + "\n")
     with open(tmp_path / "dev-labels.jsonl", "w") as fh:
         for r in dev:
             fh.write(json.dumps(r | {"source": "judge"}) + "\n")

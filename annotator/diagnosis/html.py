@@ -86,7 +86,7 @@ def colour_scale(diverging: bool) -> str:
     return "".join(parts) + "</svg>"
 
 
-def forest_svg(slices: list[Any], limit: int = 30) -> str:
+def forest_svg(slices: list[Any], limit: int = 30, shift: float | None = None) -> str:
     """Effects (delta, or rate minus the rest) with 95% intervals: weak slices first, then the largest losses."""
     rows = []
     for s in slices:
@@ -104,6 +104,11 @@ def forest_svg(slices: list[Any], limit: int = 30) -> str:
     parts = [f'<svg id="forest" xmlns="http://www.w3.org/2000/svg" width="{left + width + 60}" '
              f'height="{top + rh * len(rows) + 30}" role="img" aria-label="forest plot">',
              f'<line x1="{x(0)}" y1="{top - 8}" x2="{x(0)}" y2="{top + rh * len(rows)}" stroke="#888"/>']
+    if shift is not None:  # the benchmark-wide change: weak = changed worse than the rest, not merely fell
+        bottom = top + rh * len(rows)
+        parts.append(f'<line id="shift" x1="{x(shift)}" y1="{top - 8}" x2="{x(shift)}" y2="{bottom}" '
+                     f'stroke="#b23b3b" stroke-dasharray="4 3">'
+                     f"<title>benchmark-wide change {shift:+.3f}</title></line>")
     for i, (s, eff, (lo, hi)) in enumerate(rows):
         y = top + i * rh + rh / 2
         full = ", ".join(f"{d}={v}" for d, v in s.slice.items())
@@ -191,9 +196,10 @@ def render(report: Any) -> str:
              "<h2>Coverage</h2>", bars(coverage),
              f"<h2>Heatmap: {escape(report.heatmap['rows'])} × {escape(report.heatmap['cols'])}</h2>",
              heatmap_svg(report.heatmap),
-             "<h2>Slice effects (95% intervals)</h2><div class=muted>Delta against the baseline, or the slice's rate "
-             "minus the rate of the other items; red: significantly weak after Benjamini–Hochberg.</div>",
-             forest_svg(report.slices), f"<h2>Findings ({len(report.findings)})</h2>"]
+             "<h2>Slice effects (95% intervals)</h2><div class=muted>Delta against the baseline (dashed: the "
+             "benchmark-wide change; a slice is weak when it changed worse than the other items), or the slice's "
+             "rate minus the rate of the other items; red: significantly weak after Benjamini–Hochberg.</div>",
+             forest_svg(report.slices, shift=o.get("delta")), f"<h2>Findings ({len(report.findings)})</h2>"]
     if not report.findings:
         parts.append("<p>No slice is significantly weak.</p>")
     parts += [_finding(i, f) for i, f in enumerate(report.findings, 1)]

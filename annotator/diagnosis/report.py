@@ -283,8 +283,9 @@ def responses_block(items: Items, now: Results, before: Results | None) -> dict[
         prior = before.frame.set_index("id").reindex(items.ids)
         dist["baseline"] = {"length": _histogram(prior["length"].to_numpy(dtype=float), length_edges),
                             "repetition": _histogram(prior["repetition"].to_numpy(dtype=float), rep_edges)}
-    matched = set(items.ids)
-    examples = {s: [e for e in rows if e["id"] in matched][:3] for s, rows in now.examples.items() if s != NA}
+    task_of = dict(zip(items.ids, items.task, strict=True))  # type: ignore[arg-type]
+    examples = {s: [{**e, "task": task_of[e["id"]]} for e in rows if e["id"] in task_of][:3]
+                for s, rows in now.examples.items() if s != NA}
     return {"states": runs, "rates": rates, "distribution": dist, "examples": examples,
             "medians": {s: float(np.nanmedian(items.length[items.state == s]))  # type: ignore[index]
                         for s in runs["now"] if s != NA}}

@@ -165,7 +165,8 @@ class Judge:
         measure = measure_of(stat.kind or "")
         reference, rows = self.evidence(inside, measure, stat.effect)
         word = "change" if measure == "change" else "adjusted score"
-        evidence = {"measure": "delta" if measure == "change" else "adjusted rate", "reference": _r(reference),
+        evidence = {"measure": "adjusted delta" if measure == "change" else "adjusted rate",
+                    "reference": _r(reference),
                     "rows": [r.model_dump() for r in rows]}
         keys = set(stat.slice) - {"task"}
         big = [r for r in rows if r.n_in >= min_group]
@@ -304,7 +305,8 @@ def find(items: Items, dims: list[str], cfg: dict[str, Any], *, min_n: int = 10,
                 continue
             state = stat.slice[rdim]
             reference, rows = judge.evidence(inside, measure_of(stat.kind or ""), stat.effect)
-            evidence = {"measure": "delta" if stat.kind == "regressed" else "adjusted rate", "reference": _r(reference),
+            measure = "adjusted delta" if stat.kind == "regressed" else "adjusted rate"
+            evidence = {"measure": measure, "reference": _r(reference),
                         "rows": [r.model_dump() for r in rows], **_state_table(items, inside)}
             reason = _response_reason(items, stat, inside, state)
             findings.append((_finding(stat, "non-data", reason, evidence, items, inside, cfg, "response"), inside))
