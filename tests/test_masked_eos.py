@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from conftest import FIXTURES, ROOT
 
+from annotator.cli import main
 from annotator.diagnosis.plan import make_plan
 from annotator.diagnosis.report import slices_report
 from annotator.diagnosis.results import read_results
@@ -110,3 +112,20 @@ def test_the_real_harness_writes_logs_the_report_reads(tmp_path):
     asis = read_results([tmp_path / "logs" / "as-is"])
     assert len(masked.frame) == len(asis.frame) == 8
     assert (masked.frame.state == "runaway").sum() > (asis.frame.state == "runaway").sum()
+
+
+def test_a_termination_failure_is_reported_even_when_the_score_did_not_move(tmp_path):
+    """GSM8K alone: the embedded model scores the same either way, but masked it no longer stops."""
+    asis, masked = logs("as-is", "gsm8k_local"), logs("masked", "gsm8k_local")
+    assert abs(sum(r["exact_match"] for r in asis) - sum(r["exact_match"] for r in masked)) <= 2
+    labels = labels_table(LM, tmp_path / "labels.parquet")
+    args = ["slices", "report", "--labels", str(labels), "--results", *map(str, (LM / "masked").glob("samples_gsm8k*")),
+            "--baseline", *map(str, (LM / "as-is").glob("samples_gsm8k*")), "-o", str(tmp_path / "out")]
+    res = CliRunner().invoke(main, args)  # the values after --results / --baseline as a shell glob expands them
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "out.json").read_text())
+    first = report["findings"][0]
+    assert first["kind"] == "response_shift" and first["slice"] == {"response": "runaway"}
+    assert first["evidence"]["shift"]["share"] > 0.8 > 0.2 > first["evidence"]["shift"]["baseline_share"]
+    assert [f for f in report["findings"] if f["verdict"] == "data"] == []
+    assert "runaway" in res.output.splitlines()[0]
