@@ -92,8 +92,9 @@ def slices_report_cmd(labels: tuple[str, ...], results: tuple[str, ...], baselin
 @click.option("--corpus-labels", required=True, type=click.Path(),
               help="Corpus labels table, or a directory of labeled Parquet shards.")
 @click.option("-o", "--output", required=True, type=click.Path(), help="PLAN directory.")
-@click.option("--budget", type=int, help="Targeted document draws [2 x the matching documents].")
-@click.option("--max-repeat", type=float, default=4.0, show_default=True, help="Cap on one document's weight.")
+@click.option("--budget", type=click.IntRange(min=1), help="Targeted document draws, 1 or more [2 x the matches].")
+@click.option("--max-repeat", type=click.FloatRange(min=0, min_open=True), default=4.0, show_default=True,
+              help="Cap on one document's weight (above 0).")
 @click.option("--min-docs", type=int, default=10, show_default=True, help="Fewer documents = too little data.")
 @click.option("--taxonomy", "taxonomy_path", type=click.Path(), help="A taxonomy YAML file [shipped v1].")
 @click.option("--audit", type=click.Path(), help="`review pull` of the corpus labels' audit sample.")

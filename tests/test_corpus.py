@@ -254,3 +254,35 @@ def test_audit_sample_of_classified_shards_goes_to_argilla(tmp_path, model_dir, 
     genre = next(d for d in json.loads(res.output)["dimensions"] if d["dimension"] == "genre")
     assert genre["audit_n"] == 6 and genre["audit_accuracy"] == pytest.approx(4 / 6)
     assert genre["audit_ci95"] == pytest.approx(list(wilson(4, 6)))
+
+
+def test_a_plan_counts_each_labeled_document_once(tmp_path, model_dir):
+    """An audit sample and a pulled review lying in the labeled-shards directory are not counted again."""
+    import random
+
+    from annotator.corpus.audit import audit_sample
+    from annotator.diagnosis.report import slices_report
+
+    shards = make_shards(tmp_path / "shards")
+    out = tmp_path / "labeled"
+    assert run("shards", "label", shards, "-o", out, "--classifier", model_dir).exit_code == 0
+    labeled = rows(out)
+    documents = int((labeled.status == "ok").sum())
+    sample = audit_sample(out, 12)
+    pd.read_parquet(sample).assign(review_status="confirmed").to_parquet(out / "audit.pulled.parquet")
+    dev = read(FIXTURES / "dev-labels.jsonl")
+    pd.DataFrame(dev).assign(kind="eval", status="ok", review_status="confirmed").to_parquet(tmp_path / "l.parquet")
+    rng = random.Random(3)
+    pd.DataFrame([{"id": r["id"], "correct": int(rng.random() < (0.05 if "arithmetic" in r["solving_operation"]
+                                                                 else 0.85))} for r in dev]).to_csv(tmp_path / "r.csv")
+    slices_report(tmp_path / "l.parquet", [tmp_path / "r.csv"], tmp_path / "rep", min_n=5)
+    base = ["map", "--report", tmp_path / "rep", "--corpus-labels", out, "-o", tmp_path / "plan", "--allow-unaudited"]
+    res = run(*base)
+    assert res.exit_code == 0, res.output
+    mixture = json.loads((tmp_path / "plan" / "mixture.json").read_text())
+    assert mixture["documents"] == documents  # not documents + 12 + 12
+    manifest = pd.read_parquet(tmp_path / "plan" / "manifest.parquet")
+    assert manifest.id.is_unique and not manifest.file.str.contains("audit").any()
+    for bad in (["--budget", 0], ["--budget", -5], ["--max-repeat", -1], ["--max-repeat", 0]):
+        res = run(*base, *bad)
+        assert res.exit_code == 2 and bad[0] in res.output, res.output

@@ -82,10 +82,25 @@ def categories(report: dict[str, Any], taxonomy: Taxonomy) -> tuple[list[dict[st
 
 
 def corpus_files(path: str | Path) -> list[Path]:
-    """The labels table, or every Parquet shard under a directory."""
+    """The labels table, or the labeled shards of a directory (each document once).
+
+    A directory written by ``annotator shards label`` has a ``manifest.json``: only the outputs
+    it lists are read, so an audit sample written beside them (``audit-N-SEED.parquet``) or a
+    pulled review (``*.pulled.parquet``) is not counted again. Without a manifest, every Parquet
+    file under the directory is read except those two kinds.
+    """
     path = Path(path)
     if path.is_dir():
-        files = sorted(path.rglob("*.parquet"))
+        manifest = path / "manifest.json"
+        if manifest.is_file():
+            entries = json.loads(manifest.read_text(encoding="utf-8")).get("shards", {}).values()
+            files = sorted({path / Path(e["output"]).name for e in entries if e.get("output")})
+            missing = [f for f in files if not f.is_file()]
+            if missing:
+                raise InputError(f"{missing[0]}: listed in {manifest} but missing")
+        else:
+            files = sorted(p for p in path.rglob("*.parquet")
+                           if not p.name.startswith("audit-") and not p.name.endswith(".pulled.parquet"))
         if not files:
             raise InputError(f"{path}: no labeled Parquet shards inside")
         return files
@@ -124,6 +139,10 @@ def make_plan(report: str | Path, corpus: str | Path, out_dir: str | Path, *, bu
     The corpus labels go on only through :func:`annotator.gate.audit_gate` (``audit``, or
     ``allow_unaudited``, recorded in the mixture).
     """
+    if budget is not None and budget < 1:
+        raise InputError(f"budget {budget}: the number of targeted draws must be 1 or more")
+    if not max_repeat > 0:
+        raise InputError(f"max_repeat {max_repeat}: a document's weight cap must be above 0")
     rep = load_report(report)
     taxonomy = load_taxonomy(taxonomy_path)
     cats, notes = categories(rep, taxonomy)
