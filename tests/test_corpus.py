@@ -286,3 +286,12 @@ def test_a_plan_counts_each_labeled_document_once(tmp_path, model_dir):
     for bad in (["--budget", 0], ["--budget", -5], ["--max-repeat", -1], ["--max-repeat", 0]):
         res = run(*base, *bad)
         assert res.exit_code == 2 and bad[0] in res.output, res.output
+
+
+def test_distill_refuses_a_teacher_label_outside_the_taxonomy(tmp_path):
+    teacher = read(TEACHER)
+    teacher[3]["genre"] = "not_a_genre"
+    write_jsonl(tmp_path / "teacher.jsonl", teacher)
+    res = run("distill", tmp_path / "teacher.jsonl", "-o", tmp_path / "model")
+    assert res.exit_code == 2 and "row 3: field 'genre': 'not_a_genre' is not a label of the taxonomy" in res.output
+    assert not (tmp_path / "model" / "card.json").exists()

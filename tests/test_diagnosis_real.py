@@ -179,3 +179,21 @@ def test_tasks_scored_differently_are_never_pooled(tmp_path):
     labelled = [f for f in report.findings if f.defined_by == "labels"]
     assert labelled and all("task" in f.slice for f in labelled)
     assert {"task": "judge", "solving_operation": "arithmetic"} in [f.slice for f in labelled]
+
+
+def test_results_are_checked_like_every_input(tmp_path):
+    """lm-eval metrics outside their range, and a baseline measured with another metric, are refused."""
+    (line,) = (FIXTURES / "lm-eval" / "as-is").glob("samples_gsm8k_local_*.jsonl")
+    first = json.loads(line.read_text().splitlines()[0])
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "samples_gsm8k_local_2026-01-01T00-00-00.jsonl").write_text(
+        json.dumps(first | {"exact_match": 50}) + "\n")
+    with pytest.raises(InputError, match=r"samples_gsm8k_local_.*:1: field 'exact_match': 50 is outside 0-1"):
+        read_results([tmp_path / "logs"])
+    dev = [json.loads(x) for x in (FIXTURES / "dev-labels.jsonl").read_text().splitlines()]
+    (tmp_path / "now.csv").write_text("id,correct\n" + "".join(f"{r['id']},1\n" for r in dev))
+    (tmp_path / "before.csv").write_text("id,score\n" + "".join(f"{r['id']},0.5\n" for r in dev))
+    (tmp_path / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in dev))
+    with pytest.raises(InputError, match=r"measured with 'correct' .* baseline with 'score'"):
+        analyse(tmp_path / "labels.jsonl", [tmp_path / "now.csv"], baseline=[tmp_path / "before.csv"],
+                allow_unreviewed=True)

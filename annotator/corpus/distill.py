@@ -48,6 +48,13 @@ def teacher_rows(path: str | Path, dims: list[Dimension]) -> list[dict[str, Any]
         missing = [d.id for d in dims if not d.multi and row.get(d.id) in (None, "")]
         if missing:
             raise InputError(f"{path}: row {i}: field {missing[0]!r}: missing")
+        for d in dims:  # a teacher label outside the taxonomy would be learned and written into every shard
+            value = row.get(d.id)
+            values = value if isinstance(value, (list, tuple)) else [] if value is None else [value]
+            unknown = [v for v in values if v not in d.label_ids]
+            if unknown:
+                raise InputError(f"{path}: row {i}: field {d.id!r}: {unknown[0]!r} is not a label of the taxonomy "
+                                 f"({', '.join(d.label_ids[:8])}, ...)")
         out.append(row)
     if len(out) < 10:
         raise InputError(f"{path}: {len(out)} usable teacher rows; distillation needs at least 10")

@@ -330,6 +330,13 @@ def analyse(labels: str | Path | list[str | Path], results: list[str | Path], *,
             "cfg": cfg}
     now = read_results(list(results), **opts)
     before = read_results(list(baseline), **opts) if baseline else None
+    if before is not None:
+        for task, metric_now in now.metrics.items():
+            metric_before = before.metrics.get(task)
+            if metric_before is not None and metric_before != metric_now:
+                raise InputError(f"task {task or '(table)'!r}: the checkpoint is measured with {metric_now!r} "
+                                 f"({now.files[0]}) but the baseline with {metric_before!r} ({before.files[0]}); "
+                                 "compare like with like (--metric picks one metric for both)")
     ids, join = _join(table, now, before)
     join["label_files"] = label_info["files"]
     join["repeated_label_ids"] = label_info["repeated_ids"]
