@@ -13,15 +13,34 @@ from annotator.errors import ConfigError
 from annotator.store import rejects_path
 
 
-def check_outputs(output: str | Path) -> None:
+OUTPUT_SUFFIXES = (".parquet", ".jsonl", ".ndjson")
+
+
+def check_outputs(output: str | Path, inputs: tuple[str | Path, ...] | list[str | Path] = ()) -> None:
     """Fail before any request when the outputs cannot be written (table, summary, rejects).
 
+    Nothing is created on the way: a refused ``-o`` leaves no folder, lock or probe behind.
+
     Raises:
-        ConfigError: the output is a directory, its folder cannot be created, or it is not writable.
+        ConfigError: the output is a directory (or ends in ``/``), starts with an unexpanded
+            ``~``, has a suffix other than ``.parquet`` / ``.jsonl`` (the table is written in one of
+            those two formats, never under another name), is one of the inputs, its folder cannot
+            be created, or it is not writable.
     """
+    raw = str(output)
     out = Path(output)
-    if out.is_dir():
+    if raw.endswith(("/", os.sep)) or out.is_dir():
         raise ConfigError(f"{out}: is a directory; -o needs a file path (.parquet or .jsonl)")
+    if raw.startswith("~"):
+        raise ConfigError(f"{raw}: starts with '~', which the shell did not expand; write the path out "
+                          f"(e.g. {Path(raw).expanduser()})")
+    if not out.name.lower().endswith(OUTPUT_SUFFIXES) or out.name.lower().endswith((".gz", ".zst")):
+        raise ConfigError(f"{out}: the labels table is written as Parquet (.parquet) or JSON Lines (.jsonl); "
+                          "name the output with one of those suffixes")
+    target = out.resolve()
+    same = next((p for p in inputs if Path(p).exists() and Path(p).resolve() == target), None)
+    if same is not None:
+        raise ConfigError(f"{out}: is also an input; the labels would replace it: choose another -o")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -63,4 +82,5 @@ def output_lock(output: str | Path | None) -> Iterator[None]:
         try:
             yield
         finally:
+            path.unlink(missing_ok=True)  # a finished run leaves no lock file (removed while still held)
             fcntl.flock(fh, fcntl.LOCK_UN)

@@ -223,7 +223,7 @@ def label_files(
     """Read files, label their items, write the table and summary (``annotator label``)."""
     dry_run = bool(kwargs.get("dry_run"))
     if not dry_run:
-        check_outputs(output)
+        check_outputs(output, paths)
     with output_lock(None if dry_run else output):
 
         def source() -> Iterator[Item | Reject]:

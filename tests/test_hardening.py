@@ -245,3 +245,24 @@ def test_many_runs_opening_one_new_cache_at_once(tmp_path):
     assert all(caches[0].get(f"k{i}") == {"i": i} for i in range(8))
     for cache in caches:
         cache.close()
+
+
+def test_outputs_never_destroy_inputs_or_leave_debris(llm, tmp_path):
+    """-o on the input, under a wrong suffix, with an unexpanded ~, or a folder: refused before any request."""
+    write_jsonl(tmp_path / "in.jsonl", [{"question": f"q {i}?"} for i in range(3)])
+    before = (tmp_path / "in.jsonl").read_bytes()
+    res = label(llm, "-o", tmp_path / "in.jsonl", input_path=tmp_path / "in.jsonl")
+    assert res.exit_code == 2 and "is also an input" in res.output
+    assert (tmp_path / "in.jsonl").read_bytes() == before
+    for name in ("x.csv", "x.jsonl.gz"):
+        res = label(llm, "-o", tmp_path / name)
+        assert res.exit_code == 2 and "Parquet (.parquet) or JSON Lines (.jsonl)" in res.output
+        assert not (tmp_path / name).exists()
+    res = CliRunner().invoke(main, ["label", str(FIXTURES / "gsm8k-10.jsonl"), "-o", "~/labels.parquet",
+                                    "--base-url", llm.url, "--model", "m", "--mode", "json_schema"])
+    assert res.exit_code == 2 and "did not expand" in res.output and not (tmp_path / "~").exists()
+    res = label(llm, "-o", f"{tmp_path / 'newdir'}/")
+    assert res.exit_code == 2 and "is a directory" in res.output and not (tmp_path / "newdir").exists()
+    assert llm.log() == []  # nothing was spent
+    res = label(llm, "-o", tmp_path / "out.parquet")
+    assert res.exit_code == 0 and not (tmp_path / "out.parquet.lock").exists()  # a clean run leaves no lock
