@@ -12,7 +12,6 @@ from pathlib import Path
 from annotator.errors import ConfigError
 from annotator.store import rejects_path
 
-
 OUTPUT_SUFFIXES = (".parquet", ".jsonl", ".ndjson")
 
 
