@@ -50,7 +50,9 @@ def combine_votes(votes: list[dict[str, Any]], dims: list[Dimension]) -> tuple[d
 
     Single-label: the most frequent label (ties go to the label voted first). Multi-label: the
     labels named by more than half the votes, ordered by mean position (at least ``min`` labels,
-    topped up by frequency); confidence = share of votes naming the first label.
+    topped up by frequency); confidence = share of votes that agree with it as a whole: the same
+    label set (compared as sets) with the same primary (first) label, so ``[arithmetic,
+    algebraic_manipulation]`` against ``[arithmetic]``, or a reversed primary, is a disagreement.
     """
     labels: dict[str, Any] = {}
     conf: dict[str, float] = {}
@@ -80,8 +82,8 @@ def combine_votes(votes: list[dict[str, Any]], dims: list[Dimension]) -> tuple[d
         chosen.sort(key=lambda lab: (mean_pos[lab], -counts[lab]))
         chosen = chosen[: dim.max] if dim.max else chosen
         labels[dim.id] = chosen
-        conf[dim.id] = counts[chosen[0]] / n if chosen else (
-            sum(1 for v in votes if not v[dim.id]) / n)
+        conf[dim.id] = sum(1 for v in votes if set(v[dim.id]) == set(chosen)
+                           and (not chosen or (v[dim.id] or [None])[0] == chosen[0])) / n
         dist[dim.id] = dict(counts)
     return labels, conf, dist
 

@@ -115,3 +115,20 @@ def test_ctrl_c_stops_models_labeling_side_by_side(llm, tmp_path):
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "interrupted" in err, err
     assert time.monotonic() - started < 10  # does not wait for the models to finish
+
+
+def test_consensus_sees_disagreement_on_label_sets_and_primaries(llm, tmp_path):
+    """[arithmetic, algebraic_manipulation] vs [arithmetic], or a reversed primary, is not agreement."""
+    both, one = ["arithmetic", "algebraic_manipulation"], ["arithmetic"]
+    for name, second in (("subset", one), ("reversed", list(reversed(both)))):
+        llm.rules([{"match": "", "model": "m1", "answer": {"solving_operation": both}},
+                   {"match": "", "model": "m2", "answer": {"solving_operation": second}}])
+        out = tmp_path / f"{name}.parquet"
+        res = CliRunner().invoke(main, ["label", str(FIXTURES / "gsm8k-10.jsonl"), "-o", str(out), "--base-url",
+                                        llm.url, "--model", "m1", "--model", "m2", "--mode", "json_schema"])
+        assert res.exit_code == 0, res.output
+        df = pd.read_parquet(out)
+        assert (df.solving_operation_confidence < 1.0).all(), name
+        assert df.disagreement.str.contains("solving_operation").all(), name
+        priorities = [plan(r, DIMS, 0.0)["priority"] for r in df.to_dict("records")]
+        assert min(priorities) > 1.0, name  # disagreements are reviewed first
