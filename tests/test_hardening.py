@@ -266,3 +266,10 @@ def test_outputs_never_destroy_inputs_or_leave_debris(llm, tmp_path):
     assert llm.log() == []  # nothing was spent
     res = label(llm, "-o", tmp_path / "out.parquet")
     assert res.exit_code == 0 and not (tmp_path / "out.parquet.lock").exists()  # a clean run leaves no lock
+
+
+def test_an_api_key_in_the_query_string_is_never_printed(llm, tmp_path):
+    res = CliRunner().invoke(main, ["label", str(FIXTURES / "gsm8k-10.jsonl"), "-o", str(tmp_path / "o.parquet"),
+                                    "--base-url", "http://127.0.0.1:9/v1?api_key=sk-secret-123", "--model", "m"])
+    assert res.exit_code == 2 and "connection refused" in res.output and "api_key=***" in res.output
+    assert "sk-secret-123" not in res.output

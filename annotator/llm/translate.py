@@ -10,23 +10,34 @@ split the retry layers rely on.
 from __future__ import annotations
 
 import base64
+import re
 import socket
 import ssl
 from typing import Any
-from urllib.parse import unquote, urlparse, urlunparse
+from urllib.parse import parse_qsl, unquote, urlencode, urlparse, urlunparse
 
 import openai
 from pydantic import ValidationError
 
 from annotator.errors import AuthError, EndpointError, ResponseError, TransportError
 
+_SECRET_PARAM = re.compile(r"key|token|secret|pass|sig|auth|credential", re.IGNORECASE)
+
 
 def redact(url: str | None) -> str:
-    """The URL without ``user:password@`` (``https://api.openai.com/v1`` when None)."""
+    """The URL as it may be shown (``https://api.openai.com/v1`` when None).
+
+    ``user:password@`` becomes ``***@`` and secret-looking query values (``?api_key=``, ``token``,
+    ``sig``, ...) become ``***``.
+    """
     parsed = urlparse(url or "https://api.openai.com/v1")
     if parsed.username or parsed.password:
         host = parsed.hostname or ""
         parsed = parsed._replace(netloc=f"***@{host}" + (f":{parsed.port}" if parsed.port else ""))
+    if parsed.query:
+        pairs = parse_qsl(parsed.query, keep_blank_values=True)
+        parsed = parsed._replace(query=urlencode([(k, "***" if _SECRET_PARAM.search(k) else v) for k, v in pairs],
+                                                 safe="*"))
     return urlunparse(parsed)
 
 
