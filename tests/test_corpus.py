@@ -108,10 +108,12 @@ def test_shards_label_mixed_formats_bad_shards_and_resume(tmp_path, model_dir):
     status = {Path(k).name: v["status"] for k, v in manifest.items()}
     assert status == {"wiki.jsonl": "done", "news.jsonl.gz": "done", "cc.jsonl.zst": "done",
                       "math.parquet": "done", "lines.jsonl": "done", "corrupt.jsonl.gz": "failed",
-                      "truncated.parquet": "failed", "binary.jsonl": "failed"}
+                      "truncated.parquet": "failed", "binary.jsonl": "done"}
     lines = manifest[str((shards / "lines.jsonl").resolve())]
     assert lines["read"] == 4 and lines["labeled"] == 2 and lines["failed"] == 2
     assert [e["line"] for e in lines["record_errors"]] == [2, 3]
+    binary = manifest[str((shards / "binary.jsonl").resolve())]  # one bad line is one bad record
+    assert binary["record_errors"][0]["line"] == 1 and "invalid UTF-8" in binary["record_errors"][0]["reason"]
     assert "corrupt.jsonl.gz: unreadable" in manifest[str((shards / "corrupt.jsonl.gz").resolve())]["error"]
     assert "lines.jsonl:2: not JSON" in res.output and "truncated.parquet" in res.output
     df = rows(out)
@@ -127,7 +129,7 @@ def test_shards_label_mixed_formats_bad_shards_and_resume(tmp_path, model_dir):
     assert not list(out.glob(".*.tmp"))
     # rerun: only the failed shards are tried again; nothing is duplicated
     res = run("shards", "label", shards, "-o", out, "--classifier", model_dir)
-    assert res.exit_code == 1 and "(5 already done, 3 run, 3 failed)" in res.output
+    assert res.exit_code == 1 and "(6 already done, 2 run, 2 failed)" in res.output
     with gzip.open(shards / "corrupt.jsonl.gz", "wt") as fh:
         fh.write('{"id": "fixed", "text": "Now a readable document."}\n')
     (shards / "truncated.parquet").unlink()
@@ -295,3 +297,15 @@ def test_distill_refuses_a_teacher_label_outside_the_taxonomy(tmp_path):
     res = run("distill", tmp_path / "teacher.jsonl", "-o", tmp_path / "model")
     assert res.exit_code == 2 and "row 3: field 'genre': 'not_a_genre' is not a label of the taxonomy" in res.output
     assert not (tmp_path / "model" / "card.json").exists()
+
+
+def test_one_bad_byte_on_the_last_line_loses_only_that_line(tmp_path, model_dir):
+    good = (CORPUS / "enwiki.jsonl").read_bytes()
+    (tmp_path / "shards").mkdir()
+    (tmp_path / "shards" / "wiki.jsonl").write_bytes(good + b'{"id": "last", "text": "caf\xe9 au lait"}\n')
+    res = run("shards", "label", tmp_path / "shards", "-o", tmp_path / "out", "--classifier", model_dir)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())["shards"]
+    (entry,) = manifest.values()
+    assert entry["status"] == "done" and entry["labeled"] == len(good.splitlines()), res.output
+    assert entry["record_errors"] == [{"line": len(good.splitlines()) + 1, "id": None,
+                                       "reason": "invalid UTF-8 at byte 27 of the line"}]

@@ -2,7 +2,7 @@
 
 The layout is datatrove's / dolma's: ``text``, ``id`` and optional ``metadata`` per document
 (``source`` at top level or in ``metadata`` is used for stratified sampling). Reading yields
-:class:`Doc` records; a line that is not JSON or a document without text is a
+:class:`Doc` records; a line that is not UTF-8 or not JSON, or a document without text, is a
 :class:`DocError` (named by shard and line/row) and reading goes on; a shard that cannot be read
 further (corrupt gzip, truncated Parquet, unreadable file) raises :class:`ShardError` with the
 position reached.
@@ -68,16 +68,16 @@ def list_shards(inputs: Iterable[str | Path]) -> list[Path]:
     return sorted(dict.fromkeys(p.resolve() for p in out))
 
 
-def _text_stream(path: Path) -> io.TextIOBase:
+def _byte_stream(path: Path) -> io.BufferedIOBase:
     name = path.name
     if name.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="strict")
+        return gzip.open(path, "rb")  # type: ignore[return-value]
     if name.endswith(".zst"):
         import zstandard
 
         raw = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)  # noqa: SIM115
-        return io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8", errors="strict")
-    return open(path, encoding="utf-8", errors="strict")  # noqa: SIM115
+        return io.BufferedReader(raw)
+    return open(path, "rb")  # noqa: SIM115
 
 
 def _doc(rec: Any, line: int, shard: Path) -> Doc | DocError:
@@ -104,9 +104,14 @@ def read_shard(path: Path) -> Iterator[Doc | DocError]:
         return
     line = 0
     try:
-        with _text_stream(path) as fh:
-            for line, raw in enumerate(fh, 1):  # noqa: B007
-                if not raw.strip():
+        with _byte_stream(path) as fh:
+            for line, data in enumerate(fh, 1):  # noqa: B007
+                if not data.strip():
+                    continue
+                try:  # a line that is not UTF-8 is one bad record, not a lost shard
+                    raw = data.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    yield DocError(line, None, f"invalid UTF-8 at byte {exc.start} of the line")
                     continue
                 try:
                     rec = _loads(raw)
