@@ -24,25 +24,29 @@ from annotator.taxonomy import Taxonomy
 Detail = Literal["full", "short"]
 
 
-def _environment(loader: jinja2.BaseLoader | None = None) -> SandboxedEnvironment:
+def _environment(loader: jinja2.BaseLoader | None = None, *, as_written: bool = False) -> SandboxedEnvironment:
+    """Strict sandboxed Jinja; our prompt files trim block lines, user templates render as written."""
     return SandboxedEnvironment(
         loader=loader,
         undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
+        trim_blocks=not as_written,
+        lstrip_blocks=not as_written,
         keep_trailing_newline=False,
         autoescape=False,
     )
 
 
 def compile_template(source: str, name: str = "<template>") -> jinja2.Template:
-    """Compile a user template string strictly.
+    """Compile a user template string strictly, to render exactly as written.
+
+    No whitespace control beyond Jinja's own ``{%-`` / ``-%}``: the newline after
+    ``{% for c in choices %}`` stays, so lettered options come out one per line.
 
     Raises:
         TemplateError: on a syntax error, naming the template.
     """
     try:
-        return _environment().from_string(source)
+        return _environment(as_written=True).from_string(source)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"{name}: line {exc.lineno}: {exc.message}") from exc
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import FIXTURES, write_jsonl
+from conftest import FIXTURES, ROOT, write_jsonl
 from pydantic import ValidationError
 
 from annotator.errors import BadRecordsError, InputError, TemplateError
@@ -166,3 +166,12 @@ def test_items_are_typed_records():
     assert all(isinstance(i, Item) for i in got.items) and len(got.items) == 10
     with pytest.raises(ValidationError):
         got.items[0].text = "changed"  # frozen
+
+
+def test_the_readmes_template_renders_as_written():
+    """The README's MMLU template: one lettered option per line, as the user wrote it (not mashed together)."""
+    readme = (ROOT / "README.md").read_text()
+    tpl = readme.split("--template '", 1)[1].split("'\n", 1)[0]
+    got = items([FIXTURES / "mmlu-8.jsonl"], template=tpl)
+    lines = got.items[0].text.splitlines()
+    assert lines[1:5] == ["A. True, True", "B. False, False", "C. True, False", "D. False, True"]
