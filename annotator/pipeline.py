@@ -172,6 +172,9 @@ def _run_one(
                                                        or settings.max_chars})
                 taxonomy, prompts, examples_for, candidates_for = taxonomy_and_prompts(settings)
                 summary.prompt_version, summary.structured_output = prompts.version, choice.text()
+            else:  # not probed: say what was used and who chose it (never an empty field)
+                chosen = "the embedded model's default" if settings.local else "--mode"
+                summary.structured_output = f"structured output {cfg.mode}, {settings.detail} prompt ({chosen})"
             options = TagOptions(kind=settings.kind, concurrency=settings.concurrency, votes=settings.votes,
                                  items_per_request=settings.items_per_request,
                                  temperature=settings.temperature, max_tokens=settings.max_tokens,

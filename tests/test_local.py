@@ -58,6 +58,7 @@ def test_labels_real_samples_with_the_embedded_model(tmp_path):
     assert (df.labeler == "local:SmolLM2-135M-Instruct.Q4_1.gguf").all()
     summary = json.loads((tmp_path / "out.parquet.summary.json").read_text())
     assert summary["labeler"] == "local:SmolLM2-135M-Instruct.Q4_1.gguf" and summary["ok"] == 3
+    assert summary["structured_output"].startswith("structured output ") and "embedded" in summary["structured_output"]
     assert set(llama_servers()) == before, "the llama.cpp server outlived the run"
 
 
