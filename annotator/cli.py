@@ -40,7 +40,9 @@ def main() -> None:
 @click.option("--template", callback=_template_value, help="Jinja template over the record's fields (or @FILE).")
 @click.option("--id-field", help="Field holding a stable id (default: content hash).")
 @click.option("--source", help="Value of the source column (default: each file's stem).")
-@click.option("--on-bad-record", type=click.Choice(["error", "skip"]), default="error", show_default=True)
+@click.option("--on-bad-record", type=click.Choice(["error", "skip"]), default="error", show_default=True,
+              help="A record that cannot be an item: stop before any request (error), or label the rest and "
+                   "write it to OUTPUT.rejects.jsonl (skip).")
 @click.option("--no-keep-fields", is_flag=True, help="Do not copy input fields into the output.")
 @click.option("--base-url", help="OpenAI-compatible endpoint [$ANNOTATOR_BASE_URL, $OPENAI_BASE_URL].")
 @click.option("--model", multiple=True, help="Model name [$ANNOTATOR_MODEL]; repeat to label with several "
@@ -110,7 +112,8 @@ def taxonomy_group() -> None:
 
 @taxonomy_group.command("show")
 @click.option("--taxonomy", type=click.Path(), help="A taxonomy YAML file (default: the shipped v1).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Readable text, or the taxonomy as JSON.")
 @_errors_to_messages
 def taxonomy_show(taxonomy: str | None, fmt: str) -> None:
     """Print the taxonomy (dimensions, labels, mapping rules)."""
@@ -138,7 +141,8 @@ def taxonomy_validate(path: str) -> None:
 @main.command("eval-labels")
 @click.argument("predictions", type=click.Path())
 @click.argument("reference", type=click.Path())
-@click.option("--kind", type=click.Choice(["eval", "corpus"]), default="eval", show_default=True)
+@click.option("--kind", type=click.Choice(["eval", "corpus"]), default="eval", show_default=True,
+              help="Which half of the taxonomy the labels use.")
 @click.option("--taxonomy", type=click.Path(), help="A taxonomy YAML file (default: the shipped v1).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @_errors_to_messages

@@ -19,7 +19,7 @@ def shards_group() -> None:
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("-n", "n", required=True, type=int, help="Documents to draw.")
 @click.option("-o", "--output", required=True, type=click.Path(), help="SAMPLE.jsonl.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample (same seed, same sample).")
 @click.option("--stratify", type=click.Choice(["source", "shard"]), default="source", show_default=True,
               help="Strata: the documents' source (else their shard), or the shard file.")
 @errors_to_messages
@@ -39,7 +39,8 @@ def sample_cmd(inputs: tuple[str, ...], n: int, output: str, seed: int, stratify
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(), help="OUTDIR for labeled Parquet.")
 @click.option("--classifier", required=True, type=click.Path(), help="MODEL_DIR from `annotator distill`.")
-@click.option("--executor", type=click.Choice(["local", "ray", "slurm"]), default="local", show_default=True)
+@click.option("--executor", type=click.Choice(["local", "ray", "slurm"]), default="local", show_default=True,
+              help="datatrove executor: local processes, Ray, or a Slurm job.")
 @click.option("--workers", type=int, help="Parallel tasks [all cores].")
 @click.option("--ray-address", help="Ray cluster address [$RAY_ADDRESS, else a local Ray].")
 @click.option("--slurm-partition", help="Slurm partition [cpu].")
@@ -73,7 +74,7 @@ def label_cmd(inputs: tuple[str, ...], out_dir: str, classifier: str, base_url: 
 @click.argument("teacher", type=click.Path())
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(), help="MODEL_DIR.")
 @click.option("--holdout", type=float, default=0.2, show_default=True, help="Share held out for the card.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the held-out split and the fit.")
 @click.option("--min-support", type=int, default=5, show_default=True, help="Report labels with fewer examples.")
 @click.option("--taxonomy", "taxonomy_path", type=click.Path(), help="A taxonomy YAML file [shipped v1].")
 @errors_to_messages
