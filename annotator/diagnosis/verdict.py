@@ -157,11 +157,22 @@ class Judge:
             return float("nan"), 0
         return _mean(self.items, np.setdiff1d(np.unique(np.concatenate(pool)), inside), measure)
 
+    def _control(self, inside: np.ndarray, dim: str, labels: set[str], measure: str, reference: float,
+                 effect: float) -> tuple[float, int, str | None]:
+        """The control group (items outside the finding sharing its ``dim`` labels): value, n, why it fails."""
+        value, n = self._pooled_outside(inside, dim, labels, measure)
+        word = "change" if measure == "change" else "adjusted score"
+        if n < int(self.cfg["min_group"]):
+            return value, n, f"too few items outside it with the same {dim} labels to compare"
+        if value - reference <= float(self.cfg["share"]) * effect:
+            return value, n, (f"items with the same {dim} labels are weak outside it too ({word} {value:+.2f} "
+                              f"against {reference:+.2f} for all other items)")
+        return value, n, None
+
     def labels(self, stat: SliceStat, inside: np.ndarray) -> tuple[Verdict, str, dict[str, Any]]:
         """Verdict, reason and evidence of a finding defined by taxonomy labels."""
         cfg = self.cfg
         min_group = int(cfg["min_group"])
-        share = float(cfg["share"])
         measure = measure_of(stat.kind or "")
         reference, rows = self.evidence(inside, measure, stat.effect)
         word = "change" if measure == "change" else "adjusted score"
@@ -180,14 +191,10 @@ class Judge:
                 where = ", ".join(f"{d}: {', '.join(spread[d]) or 'none'}" for d in narrow)
                 return "inconclusive", f"{name}: the deficit is not spread over unrelated content ({where})", evidence
             held = rule["holds_outside"]
-            value, n = self._pooled_outside(inside, held, {r.label for r in big if r.dimension == held}, measure)
-            if n < min_group:
-                return "inconclusive", (f"{name}: too few items outside it with the same {held} labels "
-                                        "to compare"), evidence
-            if value - reference <= share * stat.effect:
-                return "inconclusive", (f"{name}: items with the same {held} labels are weak outside it too "
-                                        f"({word} {value:+.2f} against {reference:+.2f} for all other items); "
-                                        "the format alone does not explain it"), evidence
+            value, n, why = self._control(inside, held, {r.label for r in big if r.dimension == held}, measure,
+                                          reference, stat.effect)
+            if why:
+                return "inconclusive", f"{name}: {why}; the format alone does not explain it", evidence
             return "non-data", (f"{name}: the deficit spans {len(spread[rule['spread_over'][0]])} "
                                 f"{rule['spread_over'][0]} and {len(spread[rule['spread_over'][-1]])} "
                                 f"{rule['spread_over'][-1]} labels, while the {n} items with the same {held} labels "
@@ -203,14 +210,9 @@ class Judge:
             if missing:
                 return "inconclusive", (f"{name}: the deficit does not show in {across} {', '.join(missing)}; "
                                         "it may be a format problem"), evidence
-            value, n = self._pooled_outside(inside, across, {r.label for r in groups}, measure)
-            if n < min_group:
-                return "inconclusive", (f"{name}: no items outside it share its {across} labels, so a format "
-                                        "cause cannot be ruled out"), evidence
-            if value - reference <= share * stat.effect:
-                return "inconclusive", (f"{name}: {across} {', '.join(r.label for r in groups)} is weak outside it "
-                                        f"too ({word} {value:+.2f} against {reference:+.2f}); "
-                                        "check the format first"), evidence
+            value, n, why = self._control(inside, across, {r.label for r in groups}, measure, reference, stat.effect)
+            if why:
+                return "inconclusive", f"{name}: {why}; a format cause cannot be ruled out", evidence
             return "data", (f"{name}: the deficit holds in every {across} present "
                             f"({', '.join(r.label for r in groups)}), while the other {n} items with the same {across} "
                             f"do as well as the rest ({word} {value:+.2f}, all other items {reference:+.2f}): "
