@@ -88,15 +88,21 @@ class Tagger:
                                examples_for=examples_for, candidates_for=candidates_for)
         self.model = self.planner.model
         self.cached_items = 0
+        self.inflight: dict[str, asyncio.Future[dict[str, Any] | str]] = {}  # cache key -> answer (or error)
         self.budget_stopped = False
         self.breaker = breaker or Breaker()
         self.state = _State()
 
     # ---- the stage --------------------------------------------------------------------------
     def run(self, items: Iterable[Item]) -> Iterator[Annotation]:
-        """Stage: yield one annotation per item, in input order, holding a bounded window."""
+        """Stage: yield one annotation per item, in input order, holding a bounded window.
+
+        Identical requests in flight at once (the same text under several ids, as MMLU-Redux
+        repeats 52 texts) are sent once; the others take its answer (later ones hit the cache).
+        """
         opts = self.options
         self.state = _State()
+        self.inflight = {}
         size = opts.items_per_request
         stream = Stream(self._plan, self._do_unit, self._finish, self.state.errors,
                         concurrency=opts.concurrency, window=max(opts.window, 2 * opts.concurrency * size),
@@ -171,18 +177,37 @@ class Tagger:
                   "seed": unit.vote if opts.votes > 1 else None}
         if len(unit.items) == 1:
             item = unit.items[0]
-            try:
-                answer = await self.client.complete(request.messages, request.model, **kwargs)
-            except EndpointError:
-                raise
-            except LLMError as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-                self.state.errors[item.id] = reason
-                self.breaker.failure(reason, permanent=permanent(exc))
+            if self._cached(item, vote=unit.vote, request=request):  # answered since it was planned
                 return
-            self.breaker.success()
-            self.state.answers[item.id][unit.vote] = answer = answer.model_dump(mode="json")
-            self.cache.set(request.key, answer)  # keyed by the request actually sent
+            asked = self.inflight.get(request.key)
+            if asked is not None:  # the same request (the same text under another id) is on its way: ask once
+                got = await asyncio.shield(asked)
+                if isinstance(got, str):
+                    self.state.errors[item.id] = got
+                else:
+                    self.state.answers[item.id][unit.vote] = got
+                return
+            future: asyncio.Future[dict[str, Any] | str] = asyncio.get_running_loop().create_future()
+            self.inflight[request.key] = future
+            try:
+                try:
+                    answer = await self.client.complete(request.messages, request.model, **kwargs)
+                except EndpointError:
+                    raise
+                except LLMError as exc:
+                    reason = f"{type(exc).__name__}: {exc}"
+                    self.state.errors[item.id] = reason
+                    self.breaker.failure(reason, permanent=permanent(exc))
+                    future.set_result(reason)
+                    return
+                self.breaker.success()
+                self.state.answers[item.id][unit.vote] = answer = answer.model_dump(mode="json")
+                self.cache.set(request.key, answer)  # keyed by the request actually sent
+                future.set_result(answer)
+            finally:
+                if not future.done():  # cancelled or an endpoint error: the waiters ask for themselves
+                    future.set_result("the same request failed: not answered")
+                self.inflight.pop(request.key, None)
             return
         try:
             answer = await self.client.complete(request.messages, request.model, **kwargs)

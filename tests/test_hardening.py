@@ -273,3 +273,14 @@ def test_an_api_key_in_the_query_string_is_never_printed(llm, tmp_path):
                                     "--base-url", "http://127.0.0.1:9/v1?api_key=sk-secret-123", "--model", "m"])
     assert res.exit_code == 2 and "connection refused" in res.output and "api_key=***" in res.output
     assert "sk-secret-123" not in res.output
+
+
+def test_the_same_text_under_several_ids_is_asked_once(llm, tmp_path):
+    """MMLU-Redux repeats texts under other ids: each distinct text is paid once, every id gets its labels."""
+    texts = [f"A question that appears several times, number {i}?" for i in range(3)]
+    write_jsonl(tmp_path / "in.jsonl", [{"id": f"q{j}", "question": texts[j % 3]} for j in range(12)])
+    res = label(llm, "-o", tmp_path / "o.parquet", "--concurrency", 16, input_path=tmp_path / "in.jsonl")
+    assert res.exit_code == 0, res.output
+    df = pd.read_parquet(tmp_path / "o.parquet")
+    assert len(df) == 12 and (df.status == "ok").all() and df.id.is_unique
+    assert len(llm.log()) == 3
