@@ -154,23 +154,39 @@ def _json(path: Path) -> Iterator[tuple[str, dict[str, Any] | Reject]]:
 
 
 def _csv(path: Path) -> Iterator[tuple[str, dict[str, Any] | Reject]]:
-    reader = csv.DictReader(io.StringIO(_decode(path), newline=""))
-    for record in reader:
-        location = f"{path}:{reader.line_num}"
-        if None in record:  # more cells than header columns
-            yield location, Reject(location=location, reason="more cells than header columns")
-            continue
-        yield location, {k: v for k, v in record.items()}
+    """Rows streamed from the file (memory does not grow with it); invalid UTF-8 names its line."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            try:
+                for record in reader:
+                    location = f"{path}:{reader.line_num}"
+                    if None in record:  # more cells than header columns
+                        yield location, Reject(location=location, reason="more cells than header columns")
+                        continue
+                    yield location, {k: v for k, v in record.items()}
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{path}:{reader.line_num + 1}: invalid UTF-8 ({exc.reason})") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
 
 
 def _parquet(path: Path) -> Iterator[tuple[str, dict[str, Any] | Reject]]:
+    """Rows streamed batch by batch (memory does not grow with the file)."""
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        pf = pq.ParquetFile(path)
+        batches = pf.iter_batches(batch_size=4096)
+        offset = 0
+        for batch in batches:
+            for i, record in enumerate(batch.to_pylist()):
+                yield f"{path}:row {offset + i}", record
+            offset += batch.num_rows
+    except InputError:
+        raise
     except Exception as exc:  # pyarrow raises several unrelated types
         raise InputError(f"{path}: unreadable Parquet file: {exc}") from None
-    yield from _table_rows(table, path, "row")
 
 
 def _arrow_dir(path: Path) -> Iterator[tuple[str, dict[str, Any] | Reject]]:
