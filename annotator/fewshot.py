@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 
 from annotator.errors import InputError
 from annotator.prompts import Example, clip
@@ -96,18 +97,26 @@ class Retriever:
     def __init__(self, pool: list[PoolEntry], text_chars: int = 2000) -> None:
         self.pool = pool
         self.text_chars = text_chars
-        docs = [self._hashed(_features(e.text[:text_chars])) for e in pool]
-        df = Counter(b for d in docs for b in d)
+        docs = []  # per entry: (bucket ids, term counts) as compact arrays
+        for e in pool:
+            hashed = self._hashed(_features(e.text[:text_chars]))
+            docs.append((np.fromiter(hashed.keys(), np.int64, len(hashed)),
+                         np.fromiter(hashed.values(), np.float64, len(hashed))))
         n = len(pool)
-        self.idf = {b: math.log((1 + n) / (1 + c)) + 1.0 for b, c in df.items()}
-        self.buckets = sorted(self.idf)
+        every = np.concatenate([b for b, _ in docs]) if docs else np.zeros(0, np.int64)
+        buckets, df = np.unique(every, return_counts=True)
+        idf = np.log((1 + n) / (1 + df)) + 1.0
+        self.idf = dict(zip(buckets.tolist(), idf.tolist(), strict=True))
+        self.buckets = buckets.tolist()
         self.index = {b: i for i, b in enumerate(self.buckets)}
-        self.matrix = np.zeros((n, len(self.buckets)), dtype=np.float32)
-        for row, doc in enumerate(docs):
-            for b, tf in doc.items():
-                self.matrix[row, self.index[b]] = (1 + math.log(tf)) * self.idf[b]
-        norms = np.linalg.norm(self.matrix, axis=1, keepdims=True)
-        self.matrix /= np.maximum(norms, 1e-9)
+        cols = np.searchsorted(buckets, every)
+        tfs = np.concatenate([t for _, t in docs]) if docs else np.zeros(0, np.float64)
+        rows = np.repeat(np.arange(n), [len(b) for b, _ in docs])
+        # sparse: a pool of thousands of texts touches ~2^18 buckets, which a dense matrix would hold for each
+        matrix = sparse.csr_matrix((((1 + np.log(tfs)) * idf[cols]).astype(np.float32), (rows, cols)),
+                                   shape=(n, len(buckets)), dtype=np.float32)
+        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+        self.matrix = sparse.diags((1.0 / np.maximum(norms, 1e-9)).astype(np.float32)) @ matrix
         self._texts = {e.text.strip() for e in pool}
 
     @staticmethod
@@ -124,7 +133,7 @@ class Retriever:
             col = self.index.get(b)
             if col is not None:
                 vec[col] = (1 + math.log(tf)) * self.idf[b]
-        scores = self.matrix @ vec
+        scores = np.asarray(self.matrix @ vec).ravel()
         text = item.text.strip()
         out = []
         for row in np.argsort(-scores, kind="stable"):

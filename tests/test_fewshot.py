@@ -59,3 +59,22 @@ def test_pool_rows_are_checked_and_unreviewed_rows_skipped(tmp_path):
     path.write_text(json.dumps({"id": "c", "text": "z", "background": "none"}) + "\n")
     with pytest.raises(InputError, match="row 0: missing task_type"):
         load_pool(path, DIMS)
+
+
+def test_a_large_pool_is_held_sparse():
+    """A review pull of thousands of rows as --fewshot-pool: memory follows the texts, not pool x 2^18."""
+    import tracemalloc
+
+    from annotator.fewshot import PoolEntry, Retriever
+    from annotator.records import Item
+
+    words = [f"w{i}" for i in range(20000)]
+    pool = [PoolEntry(id=f"p{i}", text=" ".join(words[(i * 37 + j * 11) % 20000] for j in range(150)), labels={})
+            for i in range(3000)]
+    tracemalloc.start()
+    retriever = Retriever(pool)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 200 * 2**20, f"{peak / 2**20:.0f} MB"  # a dense pool x buckets float32 matrix: several GB
+    got = retriever.nearest(Item(id="x", source="s", text=pool[5].text + " extra"), 2)
+    assert got[0].id == "p5"
