@@ -7,8 +7,10 @@ so that a rerun after kill -9 or a closed laptop *attaches* to the batches it al
    ``custom_id`` = our cache key) are written to ``input-NNNN.jsonl`` files, split under the
    provider's limits (``--batch-size`` requests, default 50,000; 190 MB); requests already in an
    uncollected batch of an earlier run are left out;
-2. submit: upload (the file id is recorded), create the batch (its id is recorded; a batch created
-   by a run killed before recording it is found again by its input file);
+2. submit: upload (the file id is recorded and saved before the batch is created), create the
+   batch (its id is recorded; a batch created by a run killed while the create call was answered
+   is found again by its recorded input file, so it is never created twice). A run killed while the
+   upload was answered uploads the file again: a stray file, no batch, nothing paid;
 3. wait: poll with backoff (``--batch-poll`` seconds, x1.5 up to 5 min) and print a progress line;
 4. collect: download the output and error files; each answer is validated exactly as the online
    path does and cached; invalid answers, failed requests and those a batch never ran (expired,
@@ -228,9 +230,11 @@ def _write_requests(requests: Iterator[tuple[str, dict[str, Any]]], folder: Path
 
 
 def _submit(api: BatchAPI, entry: dict[str, Any], folder: Path, state: dict[str, Any]) -> None:
+    """Upload and create, recording each id the moment it exists (a kill between the steps never pays twice)."""
     if not entry.get("file_id"):
-        file_id, batch = api.submit(folder / entry["input"])
-        entry["file_id"] = file_id
+        entry["file_id"] = api.upload(folder / entry["input"])
+        _save(folder, state)  # recorded before the batch is created: a rerun finds the batch by this file
+        batch = api.create(entry["file_id"])
     else:  # uploaded by a run killed before it recorded the batch: find it, or create it now
         batch = api.find(entry["file_id"]) or api.create(entry["file_id"])
     entry.update(batch_id=batch["id"], status=batch["status"])

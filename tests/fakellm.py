@@ -16,7 +16,9 @@ of the item text (and ``seed``), so answers are deterministic. Rules posted to
     {"match": "batch", "omit_ids": ["x1"]}                            # leave items out of a batch
 
 It also implements the Batch API (``/v1/files``, ``/v1/batches``): a batch finishes
-``batch.delay`` seconds after creation; ``batch.expire_after`` N expires it after N requests
+``batch.delay`` seconds after creation; ``batch.hold_create`` / ``batch.hold_upload`` S hold the
+next create / upload answer S seconds after the batch / file exists (a kill while it is answered);
+``batch.expire_after`` N expires it after N requests
 (the rest in the error file), ``batch.fail_every`` k fails every k-th request (a 500 line),
 ``batch.absent`` answers 404 on every files/batches path (a server without a Batch API, like vLLM).
 
@@ -258,6 +260,10 @@ class FakeLLM:
         data = upload.file.read()
         fid = f"file-{len(self.files) + 1:04d}"
         self.files[fid] = data
+        self.counts["files_uploaded"] = self.counts.get("files_uploaded", 0) + 1
+        hold = self.batch_conf.pop("hold_upload", 0)  # once: the file exists, its id is not answered yet
+        if hold:
+            await asyncio.sleep(hold)
         return web.json_response({"id": fid, "object": "file", "bytes": len(data), "created_at": int(time.time()),
                                   "filename": upload.filename, "purpose": form.get("purpose", "batch")})
 
@@ -282,6 +288,9 @@ class FakeLLM:
         self.counts["batch_requests"] = self.counts.get("batch_requests", 0) + len(lines)
         running = sum(b["status"] in ("validating", "in_progress") for b in self.batches.values())
         self.counts["most_batches_running"] = max(self.counts.get("most_batches_running", 0), running)
+        hold = self.batch_conf.pop("hold_create", 0)  # once: the batch exists, its id is not answered yet
+        if hold:
+            await asyncio.sleep(hold)
         return web.json_response(self.batches[bid])
 
     def _advance(self, bid: str) -> dict[str, Any]:

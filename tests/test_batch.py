@@ -212,3 +212,36 @@ def test_several_models_share_the_budget_and_open_batches_count_against_it(llm, 
     assert res.exit_code in (0, 1), res.output  # the online pass may label a few with the budget's rest
     batch = summary(out)["batch"]
     assert batch["attached"] == 1 and batch["batches"] == 1 and llm.stats()["batch_requests"] == sent
+
+
+def test_a_kill_at_every_submit_step_never_pays_twice(tmp_path):
+    """Killed while the upload is answered, and while POST /v1/batches is answered: one batch, paid once."""
+    server = start_fake()
+    try:
+        for step, stat in (("hold_upload", "files_uploaded"), ("hold_create", "batch_requests")):
+            server.reset(batch={step: 30, "delay": 1.0})
+            out = tmp_path / f"{step}.parquet"
+            args = [sys.executable, "-m", "annotator.cli", "label", str(FIXTURES / "gsm8k-10.jsonl"), "-o", str(out),
+                    "--base-url", server.url, "--model", "fake-model", "--batch-api", "--batch-poll", "0.2"]
+            env = dict(os.environ, PYTHONPATH=str(ROOT), ANNOTATOR_CACHE_DIR=str(tmp_path / f"cache-{step}"))
+            proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            deadline = time.time() + 60
+            while time.time() < deadline and not server.stats().get(stat):
+                time.sleep(0.05)
+            time.sleep(0.3)  # the call is being answered (held open by the server)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+            state = json.loads((tmp_path / f"{step}.parquet.batches" / "state.json").read_text())
+            (entry,) = state["batches"]
+            assert "batch_id" not in entry or not entry["batch_id"]
+            if step == "hold_create":
+                assert entry["file_id"]  # recorded before the create call: the rerun can find the batch
+            done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr
+            stats = server.stats()
+            assert stats["batch_requests"] == 10, (step, stats)  # one batch of 10: nothing paid twice
+            assert server.log() == [] and (pd.read_parquet(out).status == "ok").all()
+            if step == "hold_create":
+                assert "(1 attached)" in done.stdout, done.stdout
+    finally:
+        server.proc.kill()

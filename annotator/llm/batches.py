@@ -54,11 +54,11 @@ class BatchAPI:
         except Exception as exc:  # openai raises many types; translate every one
             raise translate(exc, self.config) from None
 
-    def submit(self, path: Path) -> tuple[str, dict[str, Any]]:
-        """Upload a requests file and create its batch; return the file id and the batch."""
+    def upload(self, path: Path) -> str:
+        """Upload a requests file; return its file id."""
         with open(path, "rb") as fh:
             uploaded = self._call(self._client.files.create, file=(path.name, fh), purpose="batch")
-        return uploaded.id, self.create(uploaded.id)
+        return uploaded.id
 
     def create(self, file_id: str) -> dict[str, Any]:
         """Create a batch over an uploaded requests file (24 h window)."""
@@ -69,7 +69,11 @@ class BatchAPI:
     def find(self, file_id: str) -> dict[str, Any] | None:
         """The batch already created over ``file_id`` (a run killed between create and record), if any."""
         page = self._call(self._client.batches.list, limit=100)
-        return next((b.model_dump() for b in page.data if b.input_file_id == file_id), None)
+        while True:  # newest first; every page until the file's batch (or the end)
+            found = next((b.model_dump() for b in page.data if b.input_file_id == file_id), None)
+            if found is not None or not page.has_next_page():
+                return found
+            page = self._call(page.get_next_page)
 
     def retrieve(self, batch_id: str) -> dict[str, Any]:
         """The batch's current state (status, request counts, output and error file ids)."""
