@@ -36,8 +36,12 @@ def batch_table(output: str | Path, *, base_url: str | None = None, api_key_env:
     if not states:
         raise ConfigError(f"{output}: no batches recorded (looked in {state_dir(output)}/state.json and "
                           f"{output}.models/*.parquet.batches/state.json)")
-    settings = load_settings({"base_url": base_url or states[0][1].get("base_url"), "api_key_env": api_key_env})
-    api = BatchAPI(EndpointConfig(base_url=settings.base_url, model=settings.model or "-", api_key=api_key(settings)))
+    settings = load_settings({"base_url": base_url, "api_key_env": api_key_env})  # --base-url, env, config
+    url = settings.base_url or states[0][1].get("base_url")  # else the endpoint the run recorded
+    if url and "***" in url:  # credentials are never recorded: the run's URL carried some
+        raise ConfigError(f"{output}: the run's endpoint carried credentials, which are never stored ({url}): "
+                          "pass the URL again with --base-url (or ANNOTATOR_BASE_URL)")
+    api = BatchAPI(EndpointConfig(base_url=url, model=settings.model or "-", api_key=api_key(settings)))
     try:
         return _table([row for t, st in states for row in _rows(st, api, cancel, "" if t == Path(output) else t.stem)])
     finally:

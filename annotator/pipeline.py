@@ -102,6 +102,7 @@ def run(
         "per_model": {n: {"ok": s.ok, "failed": s.failed, "requests": s.requests, "cost_usd": s.estimated_cost_usd}
                       for n, s in per_model.items()},
         "output": None, "failed_ids": [], "failure_reasons": {},
+        "batch": _sum_batches([s.batch for s in per_model.values()]),
     })
     if dry_run:
         return summary
@@ -116,6 +117,14 @@ def run(
     })
     write_json_atomic(Path(f"{output}.summary.json"), summary.model_dump())
     return summary
+
+
+def _sum_batches(parts: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """Every model's Batch API counts added up (None when no model used the Batch API)."""
+    used = [p for p in parts if p]
+    if not used:
+        return None
+    return {k: sum(p.get(k, 0) for p in used) for k in used[0] if all(isinstance(p.get(k, 0), int) for p in used)}
 
 
 def _run_one(

@@ -141,6 +141,8 @@ def test_several_models_batches_run_side_by_side(llm, tmp_path):
         batch = summary(tmp_path / "two.parquet.models" / f"{name.replace('-', '_')}.parquet")["batch"]
         assert batch["batches"] == 1 and batch["answered"] == 10
     assert (pd.read_parquet(out).status == "ok").all()
+    both = summary(out)["batch"]  # the run's summary counts every model's batches, not the first model's
+    assert both["batches"] == 2 and both["answered"] == 20, both
     status = CliRunner().invoke(main, ["batches", "status", str(out), "--base-url", llm.url])
     assert status.exit_code == 0, status.output
     assert "fake_model/input-0001.jsonl" in status.output and "m2/input-0001.jsonl" in status.output
@@ -245,3 +247,17 @@ def test_a_kill_at_every_submit_step_never_pays_twice(tmp_path):
                 assert "(1 attached)" in done.stdout, done.stdout
     finally:
         server.proc.kill()
+
+
+def test_batches_status_never_logs_in_with_the_redacted_placeholder(llm, tmp_path):
+    llm.reset(batch={"delay": 0.2})
+    port = llm.url.split(":")[2].split("/")[0]
+    secret_url = f"http://user:s3cret@127.0.0.1:{port}/v1"
+    out = tmp_path / "c.parquet"
+    res = label(secret_url, out, "--batch-api")
+    assert res.exit_code == 0, res.output
+    assert "s3cret" not in (tmp_path / "c.parquet.batches" / "state.json").read_text()
+    status = CliRunner().invoke(main, ["batches", "status", str(out)])
+    assert status.exit_code == 2 and "carried credentials" in status.output and "--base-url" in status.output
+    status = CliRunner().invoke(main, ["batches", "status", str(out), "--base-url", secret_url])
+    assert status.exit_code == 0 and "completed" in status.output and "s3cret" not in status.output
