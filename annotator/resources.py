@@ -20,12 +20,8 @@ def resource_path(name: str) -> Path:
 
 
 def guidelines_dir() -> Path:
-    """Where ``review push`` writes reviewer guidelines by default.
+    """Where ``review push`` writes reviewer guidelines by default: ``./review`` in the working directory.
 
-    The repository's ``review/`` in a source checkout (or an editable install); otherwise
-    ``./review`` in the working directory — never inside an installed package.
+    Never the package's own checkout or installation, wherever the command is run from.
     """
-    checkout = _PACKAGE.parent
-    if (checkout / "pyproject.toml").is_file() and (checkout / "review").is_dir():
-        return checkout / "review"
     return Path.cwd() / "review"

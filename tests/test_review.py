@@ -334,3 +334,18 @@ def test_a_table_labeled_from_two_benchmarks_pushes_pulls_and_seeds_fewshot(env,
     assert (pulled.text == table.set_index("id").text.loc[pulled.index]).all()
     pool = load_pool(tmp_path / "confirmed.parquet", DIMS)
     assert len(pool) == 5 and {p.text for p in pool} <= set(table.text)
+
+
+def test_queue_text_reads_right_and_guidelines_go_to_the_working_directory(tmp_path, monkeypatch):
+    from annotator.resources import guidelines_dir
+    from annotator.review.push import model_name, plan, queue_text
+
+    sure = {"id": "x", **{f"{d.id}_confidence": 0.8 for d in DIMS}}
+    meta = plan(sure, DIMS, 0.0)
+    text = queue_text(meta, DIMS)
+    assert meta["priority"] < 1 and "above 1" not in text and "after the unsure ones" in text
+    unsure = plan({"id": "y", **{f"{d.id}_confidence": 0.3 for d in DIMS}}, DIMS, 0.0)
+    assert unsure["priority"] > 1 and "above 1: reviewed first" in queue_text(unsure, DIMS)
+    assert model_name("127.0.0.1:8000:my-model") == "my-model" and model_name("openai:gpt-4o") == "gpt-4o"
+    monkeypatch.chdir(tmp_path)
+    assert guidelines_dir() == tmp_path / "review"  # never the package's own checkout

@@ -120,7 +120,8 @@ def queue_text(meta: dict[str, Any], dims: list[Dimension]) -> str:
     if meta.get("disagreement"):
         why = f"models disagree on **{meta['disagreement']}** · " + why
     audit = " · **audit sample**" if meta["audit"] == "yes" else ""
-    return f"**Priority {meta['priority']:.2f}** (above 1: review first) · {why}{audit}"
+    first = "above 1: reviewed first" if meta["priority"] > 1.0 else "1 or below: after the unsure ones"
+    return f"**Priority {meta['priority']:.2f}** ({first}) · {why}{audit}"
 
 
 def _dataset(client: rg.Argilla, name: str, workspace: str, taxonomy: Taxonomy, kind: str,
@@ -207,7 +208,7 @@ def push(
         meta["taxonomy_version"] = taxonomy.version
         low += meta["priority"] > 1.0
         labeler = str(row.get("labeler") or "llm")
-        meta["labeler"] = labeler
+        meta["labeler"] = model_name(labeler)  # reviewers see the model, never the endpoint's host and port
         if row.get("prompt_version"):
             meta["prompt_version"] = str(row["prompt_version"])
         agent = f"{model_name(labeler)}/{row.get('prompt_version') or ''}".replace("@", "/").strip("/")
