@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import re
+import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,7 +76,14 @@ def load_pool(path: str | Path, dims: list[Dimension]) -> list[PoolEntry]:
             raise InputError(f"{path}: row {i}: missing {'text' if not text else ', '.join(missing)}")
         labels = {d.id: (list(row[d.id]) if d.multi else row[d.id]) for d in dims}
         pool.append(PoolEntry(id=str(row.get("id", i)), text=str(text), labels=labels))
+    if len(pool) < len(rows) and str(path) not in _ANNOUNCED:
+        _ANNOUNCED.add(str(path))
+        print(f"few-shot pool {path}: {len(pool)} of {len(rows)} rows usable (failed, unreviewed, conflicting "
+              "or discarded rows are left out)", file=sys.stderr)
     return pool
+
+
+_ANNOUNCED: set[str] = set()  # pools whose usable count was already said in this process
 
 
 def _features(text: str) -> Counter:

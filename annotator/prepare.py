@@ -65,6 +65,10 @@ def taxonomy_and_prompts(
     if settings.fewshot or settings.candidates:
         dims = taxonomy.dimensions(settings.kind)
         pool = load_pool(settings.fewshot_pool or default_pool_path(settings.kind), dims)
+        if not pool:
+            raise ConfigError(f"{settings.fewshot_pool}: no usable rows in the few-shot pool (only confirmed or "
+                              "corrected rows count: a pull before anyone reviewed has none); review first, or "
+                              "pass --fewshot 0 --candidates 0")
         if settings.fewshot:
             examples_for = examples_for_pool(pool, settings.fewshot)
         if settings.candidates:

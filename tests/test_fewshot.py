@@ -78,3 +78,23 @@ def test_a_large_pool_is_held_sparse():
     assert peak < 200 * 2**20, f"{peak / 2**20:.0f} MB"  # a dense pool x buckets float32 matrix: several GB
     got = retriever.nearest(Item(id="x", source="s", text=pool[5].text + " extra"), 2)
     assert got[0].id == "p5"
+
+
+def test_a_pool_nobody_reviewed_is_refused_and_a_partial_pool_is_counted(llm, tmp_path):
+    from click.testing import CliRunner
+    from conftest import FIXTURES
+
+    from annotator.cli import main
+
+    rows = [json.loads(line) for line in (FIXTURES / "dev-labels.jsonl").read_text().splitlines()]
+    pending = tmp_path / "pending.jsonl"
+    pending.write_text("".join(json.dumps(r | {"review_status": "pending"}) + "\n" for r in rows))
+    args = ["label", str(FIXTURES / "gsm8k-10.jsonl"), "-o", str(tmp_path / "o.parquet"), "--base-url", llm.url,
+            "--model", "m", "--mode", "json_schema", "--fewshot", "1"]
+    res = CliRunner().invoke(main, [*args, "--fewshot-pool", str(pending)])
+    assert res.exit_code == 2 and "no usable rows" in res.output and llm.log() == []
+    half = tmp_path / "half.jsonl"
+    half.write_text("".join(json.dumps(r | {"review_status": "confirmed" if i % 2 else "pending"}) + "\n"
+                            for i, r in enumerate(rows)))
+    res = CliRunner().invoke(main, [*args, "--fewshot-pool", str(half)])
+    assert res.exit_code == 0 and "35 of 70 rows usable" in res.output, res.output
