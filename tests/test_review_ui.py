@@ -140,6 +140,8 @@ def test_reviewers_submit_correct_and_discard_in_the_ui_and_a_restart_keeps_ever
         env2 = argilla_up(state)
         assert env2["ARGILLA_API_KEY"] == env["ARGILLA_API_KEY"]
         assert env2["ARGILLA_OWNER_PASSWORD"] == env["ARGILLA_OWNER_PASSWORD"]
+        server_log = (state / "server.log").read_text()  # the first run's log is kept, not overwritten
+        assert server_log.count("=== argilla-up ") >= 2 and "=== argilla-up " in server_log.splitlines()[0]
         for key, value in env2.items():
             monkeypatch.setenv(key, value)
         pull(name, tmp_path / "after-restart.parquet")
