@@ -107,7 +107,11 @@ def review_status(dataset: str, *, workspace: str | None = None, taxonomy_path: 
         for r in rows:
             answers = [a.get(d.id) for a in json.loads(r["answers"]).values()]
             units.append([_key(a) for a in answers if a is not None])
-        confusions = Counter((str(m), str(h)) for m, h in prim if m != h).most_common(5)
+        # whole answers: a multi-label answer that differs in any label (or its primary) is a confusion
+        def show(value: Any, multi: bool = d.multi) -> str:
+            return " + ".join(map(str, value or [])) if multi else str(value)
+
+        confusions = Counter((show(m), show(h)) for m, h in pairs if _key(m) != _key(h)).most_common(5)
         hits = sum(_key(r[f"llm_{d.id}"]) == _key(r[d.id]) for r in audit)
         out.append(DimensionAgreement(
             dimension=d.id, n=len(pairs), llm_accuracy=llm_acc, llm_kappa=kappa,
