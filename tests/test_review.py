@@ -165,6 +165,14 @@ def test_round_trip_push_review_pull_status(env, tmp_path):
     assert third.changed == 1 and d.review_status == "conflict" and d.background == "none"
     assert list(d["flags"]) == [f"disputed: submitted by {u2}; discarded by {u1}"]
 
+    # a second review pass: --min-submitted 2 on the existing dataset takes effect (or says why not)
+    assert api.dataset(name)["distribution"]["min_submitted"] == 1
+    try:
+        push(path, name, min_submitted=2, guidelines_dir=tmp_path / "review")
+        assert api.dataset(name)["distribution"]["min_submitted"] == 2
+    except ReviewError as exc:
+        assert "cannot change --min-submitted from 1 to 2" in str(exc) and "--dataset" in str(exc)
+
     # the gate in front of the mapping step
     passed, record = gate(pd.read_parquet(out))
     assert sorted(passed.id) == ["a", "b"] and not record.allow_unreviewed

@@ -130,7 +130,7 @@ def _dataset(client: rg.Argilla, name: str, workspace: str, taxonomy: Taxonomy, 
     if existing is not None:
         found = dataset_version(existing.settings.guidelines)
         if found == (taxonomy.version, kind):
-            return existing, False
+            return _distributed(existing, min_submitted), False
         if not new_version:
             raise ReviewError(
                 f"dataset {name!r} in workspace {workspace!r} was built for "
@@ -144,6 +144,20 @@ def _dataset(client: rg.Argilla, name: str, workspace: str, taxonomy: Taxonomy, 
     dataset = rg.Dataset(name=name, workspace=workspace, settings=settings(taxonomy, kind, min_submitted),
                          client=client)
     return dataset.create(), True
+
+
+def _distributed(ds: rg.Dataset, min_submitted: int) -> rg.Dataset:
+    """Apply ``--min-submitted`` to an existing dataset (a second review pass), or say why it cannot be."""
+    current = getattr(ds.settings.distribution, "min_submitted", None)
+    if current == min_submitted:
+        return ds
+    ds.settings.distribution = rg.TaskDistribution(min_submitted=min_submitted)
+    try:
+        ds.update()
+    except Exception as exc:  # the server refuses (argilla raises its own API error types)
+        raise ReviewError(f"dataset {ds.name!r}: cannot change --min-submitted from {current} to {min_submitted} "
+                          f"({exc}); push to a new dataset (--dataset NAME) for a second review pass") from None
+    return ds
 
 
 def push(
