@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sys
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -73,6 +75,37 @@ class WorkState:
         self.from_cache.pop(item_id, None)
 
 
+class Lines:
+    """Progress as plain lines every few seconds, for a stderr that is not a terminal (CI logs, nohup)."""
+
+    def __init__(self, total: int | None, every: float = 5.0) -> None:
+        self.total, self.every, self.done = total, every, 0
+        self.started = self.last = time.monotonic()
+
+    def update(self, n: int) -> None:
+        """Count ``n`` finished items; print a line when ``every`` seconds have passed."""
+        self.done += n
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            self._line(now)
+
+    def _line(self, now: float) -> None:
+        rate = self.done / max(now - self.started, 1e-9)
+        of = f"/{self.total}" if self.total else ""
+        left = ""
+        if self.total and rate > 0:
+            seconds = max(0.0, (self.total - self.done) / rate)
+            left = f", about {seconds / 60:.0f} min left" if seconds >= 90 else f", about {seconds:.0f} s left"
+        print(f"labeling: {self.done}{of} items, {rate:.1f} items/s{left}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """A last line with the totals (runs shorter than one interval print nothing)."""
+        now = time.monotonic()
+        if self.done and now - self.started >= self.every:
+            self._line(now)
+
+
 class Stream:
     """Runs planned units with bounded concurrency over a bounded window of pending items."""
 
@@ -95,7 +128,9 @@ class Stream:
         self._fatal: BaseException | None = None
         self._inflight = 0
         self._tasks: list[asyncio.Task[None]] = []
-        self._bar = tqdm(total=total, disable=not progress, unit="item", desc="labeling", dynamic_ncols=True)
+        self._bar: tqdm | Lines = (tqdm(total=total, disable=not progress, unit="item", desc="labeling",
+                                        dynamic_ncols=True) if not progress or sys.stderr.isatty()
+                                   else Lines(total))
 
     async def start(self, chunks: Iterator[list[Item]]) -> None:
         """Start the producer and the workers (they run while :meth:`next_ready` is awaited)."""

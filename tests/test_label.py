@@ -1,11 +1,14 @@
 """End-to-end labeling through the real openai client against the loopback server."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import FIXTURES, write_jsonl
+from conftest import FIXTURES, ROOT, write_jsonl
 
 import annotator
 from annotator.cli import main
@@ -303,3 +306,19 @@ def test_user_taxonomy_with_other_dimensions_labels_end_to_end(llm, tmp_path):
     assert "background" not in df.columns
     assert set(df.difficulty) <= {"easy", "hard"} and all(set(s) <= {"math", "reading"} for s in df.skills)
     assert df.taxonomy_version.iloc[0].startswith("tiny@")
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(llm, tmp_path):
+    """A job run from a script or CI prints a plain progress line every few seconds (no bar, no \\r)."""
+    llm.reset(latency=0.05)
+    rows = [{"question": f"How many apples are there in basket {i}?"} for i in range(150)]
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    proc = subprocess.run([sys.executable, "-m", "annotator.cli", "label", str(path), "-o", str(tmp_path / "o.parquet"),
+                           "--base-url", llm.url, "--model", "m", "--mode", "json_schema", "--concurrency", "1"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("labeling: ")]
+    assert lines and "\r" not in proc.stderr and "items/s" in lines[0] and "/150 items" in lines[0]
+    assert lines[-1].startswith("labeling: 150/150 items")
