@@ -48,9 +48,9 @@ def endpoint(settings: Settings) -> Iterator[EndpointConfig]:
         yield EndpointConfig(base_url=settings.base_url, model=settings.model,
                              api_key=api_key(settings), **common)
         return
-    from annotator.local import LocalServer
+    from annotator.local import server_for
 
-    with LocalServer.from_settings(settings) as server:
+    with server_for(settings) as server:
         yield server.endpoint(**common)
 
 

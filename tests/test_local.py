@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from conftest import ROOT, write_jsonl
 from fakellm import free_port
 
+import annotator
 from annotator.cli import main
 from annotator.taxonomy import load_taxonomy
 
@@ -102,3 +103,20 @@ def test_missing_model_file_is_a_clear_error(tmp_path):
     res = CliRunner().invoke(main, ["label", str(write_jsonl(tmp_path / "a.jsonl", [{"text": "x"}])),
                                     "-o", "o.parquet", "--model-path", "nope.gguf"])
     assert res.exit_code == 2 and "nope.gguf: model file not found" in res.output
+
+
+def test_many_small_calls_share_one_embedded_server(tmp_path):
+    """The corpus step's --llm-below labels one batch at a time: the embedded server starts once for all."""
+    from annotator.local import kept_running
+    from annotator.records import Item
+
+    before = set(llama_servers())
+    seen = set()
+    with kept_running():
+        for i in range(3):
+            table = annotator.label([Item(id=f"d{i}", source="news", text=f"A short news report number {i}.")],
+                                    kind="corpus")
+            assert (table.status == "ok").all()
+            seen |= set(llama_servers()) - before
+    assert len(seen) == 1  # one server process served the three calls
+    assert set(llama_servers()) == before  # and it stopped at the end

@@ -122,11 +122,18 @@ class ClassifyDocuments(PipelineStep):
         self.stat_update("llm_fallback", value=len(rows))
 
     def run(self, data: Iterable[Document], rank: int = 0, world_size: int = 1) -> Iterator[Document]:
-        """Yield every document with its labels in ``metadata`` (an ``llm_error`` when the fallback failed)."""
-        for batch in _batches(data, self.batch_size):
-            with self.track_time("batch"):
-                self.label_batch(batch)
-            yield from batch
+        """Yield every document with its labels in ``metadata`` (an ``llm_error`` when the fallback failed).
+
+        With ``llm_below`` and the embedded model, its server starts once for the whole run, not once
+        per batch (:func:`annotator.local.kept_running`).
+        """
+        from annotator.local import kept_running
+
+        with kept_running():
+            for batch in _batches(data, self.batch_size):
+                with self.track_time("batch"):
+                    self.label_batch(batch)
+                yield from batch
 
 
 def output_name(shard: Path) -> str:
