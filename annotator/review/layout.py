@@ -132,7 +132,9 @@ def settings(taxonomy: Taxonomy, kind: str, min_submitted: int = 1) -> rg.Settin
     questions.append(rg.TextQuestion(name=COMMENT, title="Comment (optional)", required=False))
     metadata = [rg.TermsMetadataProperty(name="source"), rg.TermsMetadataProperty(name="subset"),
                 rg.TermsMetadataProperty(name="audit"), rg.TermsMetadataProperty(name="taxonomy_version"),
-                rg.TermsMetadataProperty(name="labeler"), rg.TermsMetadataProperty(name="prompt_version"),
+                # provenance, not for reviewers: a self-hosted labeler names its endpoint's host and port
+                rg.TermsMetadataProperty(name="labeler", visible_for_annotators=False),
+                rg.TermsMetadataProperty(name="prompt_version", visible_for_annotators=False),
                 rg.FloatMetadataProperty(name="priority"), rg.FloatMetadataProperty(name="agreement")]
     metadata += [rg.FloatMetadataProperty(name=f"{d.id}_confidence") for d in dims]
     return rg.Settings(

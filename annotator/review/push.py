@@ -222,7 +222,7 @@ def push(
         meta["taxonomy_version"] = taxonomy.version
         low += meta["priority"] > 1.0
         labeler = str(row.get("labeler") or "llm")
-        meta["labeler"] = model_name(labeler)  # reviewers see the model, never the endpoint's host and port
+        meta["labeler"] = labeler  # provenance for pull; hidden from reviewers (it can name a host and port)
         if row.get("prompt_version"):
             meta["prompt_version"] = str(row["prompt_version"])
         agent = f"{model_name(labeler)}/{row.get('prompt_version') or ''}".replace("@", "/").strip("/")
