@@ -76,6 +76,12 @@ def slices_report_cmd(labels: tuple[str, ...], results: tuple[str, ...], baselin
     report, paths = slices_report(list(labels), list(results), output, plan=plan, baseline=list(baseline) or None,
                                   fields=fields, **options)
     click.echo(report.headline)
+    for b in report.benchmarks:  # per benchmark first: each in its own metric
+        change = (f" (baseline {b['baseline_rate']:.3f}, delta {b['delta']:+.3f})"
+                  if b.get("baseline_rate") is not None else "")
+        states = ", ".join(f"{k} {v}" for k, v in b["states"].items())
+        click.echo(f"  {b['task']}: {b['metric']} {b['rate']:.3f} over {b['n']} items{change}"
+                   + (f"; responses: {states}" if states else ""))
     for f in report.findings:
         click.echo(f"  {f.verdict:<12} {f.kind:<14} {', '.join(f'{d}={v}' for d, v in f.slice.items())} (n {f.n})")
     skipped = len(report.join.get("skipped_files") or [])

@@ -197,3 +197,17 @@ def test_results_are_checked_like_every_input(tmp_path):
     with pytest.raises(InputError, match=r"measured with 'correct' .* baseline with 'score'"):
         analyse(tmp_path / "labels.jsonl", [tmp_path / "now.csv"], baseline=[tmp_path / "before.csv"],
                 allow_unreviewed=True)
+
+
+def test_the_readmes_walkthrough_is_what_the_command_prints(tmp_path, monkeypatch):
+    """The README walks through one real pair: its command, run here, prints the lines it shows."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("**A real pair, walked through.**", 1)[1]
+    command, shown = section.split("```bash\n", 1)[1].split("```\n```\n", 1)
+    shown = shown.split("```", 1)[0].strip().splitlines()
+    args = command.replace("\\\n", " ").split()[1:]  # drop "annotator"
+    args[args.index("-o") + 1] = str(tmp_path / "out")
+    monkeypatch.chdir(FIXTURES.parent.parent)  # the README's paths are relative to the checkout
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines()[: len(shown)] == shown
