@@ -84,7 +84,7 @@ def main() -> None:
 @click.option("--model-path", type=click.Path(), help="GGUF file for the embedded model.")
 @click.option("--config", "config_path", type=click.Path(), help="annotator.toml to read.")
 @click.option("--progress/--no-progress", default=None,
-              help="Progress: a bar on a terminal, a line every 5 s otherwise [on].")
+              help="Progress bar; by default a bar on a terminal and a plain line every 5 s otherwise.")
 @_errors_to_messages
 def label_cmd(inputs: tuple[str, ...], output: str, text_field: str | None, template: str | None,
               id_field: str | None, source: str | None, on_bad_record: str, no_keep_fields: bool,
@@ -100,7 +100,7 @@ def label_cmd(inputs: tuple[str, ...], output: str, text_field: str | None, temp
         list(inputs), output, spec, load_settings(settings, config_path),
         on_bad_record=on_bad_record, dry_run=dry_run, max_cost=max_cost,
         keep_fields=not no_keep_fields,
-        progress=True if progress is None else progress,  # a bar on a terminal, a line every 5 s otherwise
+        progress="auto" if progress is None else progress,  # a bar on a terminal, a line every 5 s otherwise
     )
     click.echo(summary.text())
     sys.exit(1 if summary.failed else 0)

@@ -52,7 +52,7 @@ def run(
     dry_run: bool = False,
     max_cost: float | None = None,
     keep_fields: bool = True,
-    progress: bool = False,
+    progress: bool | str = False,
 ) -> Summary:
     """Label the checked input, streaming: read -> tag -> write parts -> commit table and summary.
 
@@ -85,7 +85,7 @@ def run(
     def one(name: str) -> Summary:  # each model gets an equal share of the budget
         return _run_one(source, found, settings.model_copy(update={"model": name, "models": []}),
                         output=tables[name], dry_run=dry_run, keep_fields=keep_fields,
-                        progress=progress and name == settings.models[0], breaker=breakers[name],
+                        progress=progress if name == settings.models[0] else False, breaker=breakers[name],
                         max_cost=None if max_cost is None else max_cost / len(tables))
 
     jobs = {name: functools.partial(one, name) for name in tables}
@@ -136,7 +136,7 @@ def _run_one(
     dry_run: bool = False,
     max_cost: float | None = None,
     keep_fields: bool = True,
-    progress: bool = False,
+    progress: bool | str = False,
     breaker: Breaker | None = None,
 ) -> Summary:
     """One model: the streaming run (see :func:`run`); ``breaker`` lets a caller stop it."""

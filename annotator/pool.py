@@ -111,7 +111,7 @@ class Stream:
 
     def __init__(self, plan: Callable[[list[Item]], list[Unit]], do_unit: Callable[[Unit], Awaitable[None]],
                  finish: Callable[[Item], Annotation], errors: dict[str, str], *, concurrency: int,
-                 window: int, breaker: Breaker, over_budget: Callable[[int], bool], progress: bool,
+                 window: int, breaker: Breaker, over_budget: Callable[[int], bool], progress: bool | str,
                  total: int | None) -> None:
         self.plan, self.do_unit, self.finish, self.errors = plan, do_unit, finish, errors
         self.concurrency = max(1, concurrency)
@@ -128,9 +128,10 @@ class Stream:
         self._fatal: BaseException | None = None
         self._inflight = 0
         self._tasks: list[asyncio.Task[None]] = []
-        self._bar: tqdm | Lines = (tqdm(total=total, disable=not progress, unit="item", desc="labeling",
-                                        dynamic_ncols=True) if not progress or sys.stderr.isatty()
-                                   else Lines(total))
+        # progress: True = a bar; "auto" = a bar on a terminal, a line every few seconds otherwise; False = none
+        lines = progress == "auto" and not sys.stderr.isatty()
+        self._bar: tqdm | Lines = Lines(total) if lines else tqdm(
+            total=total, disable=not progress, unit="item", desc="labeling", dynamic_ncols=True)
 
     async def start(self, chunks: Iterator[list[Item]]) -> None:
         """Start the producer and the workers (they run while :meth:`next_ready` is awaited)."""

@@ -46,7 +46,7 @@ class TagOptions:
     max_cost: float | None = None
     rationale: bool = True
     confidence: bool = True
-    progress: bool = False
+    progress: bool | str = False  # True, False or "auto" (a bar on a terminal, lines otherwise)
     total: int | None = None  # items expected (progress bar)
     window: int = 4096  # most items pending at once (at least 2 x concurrency x items per request)
 
