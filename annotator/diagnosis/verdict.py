@@ -44,6 +44,7 @@ from annotator.resources import resource_path
 from annotator.stats import benjamini_hochberg
 
 Verdict = Literal["data", "non-data", "inconclusive"]
+CHECK_WORD = {"runaway": "termination", "no_answer": "extraction", "buried": "the answer form"}
 
 
 class EvidenceRow(BaseModel):
@@ -329,7 +330,8 @@ def find(items: Items, dims: list[str], cfg: dict[str, Any], *, min_n: int = 10,
                                            "q_below": row["q"]})
             reason = (f"response={row['state']}: {row['share']:.1%} of the responses now against "
                       f"{row['baseline_share']:.1%} at the baseline ({row['became']} items became {row['state']}, "
-                      f"{row['recovered']} recovered; q {row['q']:.2g}), whatever the score did")
+                      f"{row['recovered']} recovered; q {row['q']:.2g}), whatever the score did. Not a data "
+                      f"problem: check {CHECK_WORD.get(row['state'], 'the format')} first.")
             shift = _finding(stat, "non-data", reason, {"shift": row, **_state_table(items, inside)}, items, inside,
                              cfg, "response")
             narrower = [(f, idx) for f, idx in findings if f.slice.get(rdim) == row["state"]]
@@ -402,5 +404,4 @@ def _response_reason(items: Items, stat: SliceStat, inside: np.ndarray, state: s
         med_out = np.nanmedian(items.length[other]) if len(other) else float("nan")
         if med_in == med_in and med_out == med_out:
             text += f"; median length {med_in:.0f} characters against {med_out:.0f}"
-    return text + ". Not a data problem: check " + {"runaway": "termination", "no_answer": "extraction",
-                                                     "buried": "the answer form"}.get(state, "the format") + " first."
+    return text + f". Not a data problem: check {CHECK_WORD.get(state, 'the format')} first."
