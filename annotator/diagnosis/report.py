@@ -187,7 +187,7 @@ def build_items(labels: pd.DataFrame, ids: list[str], dims: list[str], now: Resu
                  length=res["length"].to_numpy(dtype=float), repetition=res["repetition"].to_numpy(dtype=float))
 
 
-def comparable(items: Items, now: Results, before: Results | None) -> bool:
+def comparable(items: Items) -> bool:
     """Whether tasks may pool into one rate: one task, or every task scored 0/1."""
     return len(set(items.task)) <= 1 or items.binary  # type: ignore[arg-type]
 
@@ -342,7 +342,7 @@ def analyse(labels: str | Path | list[str | Path], results: list[str | Path], *,
     join["repeated_label_ids"] = label_info["repeated_ids"]
     items = build_items(table, ids, dims, now, before, cfg)
     several = len(set(items.task)) > 1  # type: ignore[arg-type]
-    pooled = comparable(items, now, before)
+    pooled = comparable(items)
     slice_dims = [*dims, cfg["response_dimension"], *(["task"] if several else [])]
     findings, stats, aside = find(items, slice_dims, cfg, min_n=min_n, alpha=alpha, max_dims=max_dims,
                                   comparable=pooled)
