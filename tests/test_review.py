@@ -277,6 +277,8 @@ def test_statuses_follow_what_reviewers_did(env, tmp_path):
     report = review_status(name)
     ops = next(d for d in report.dimensions if d.dimension == "solving_operation")
     assert ops.n == 2 and ops.llm_accuracy == pytest.approx(0.5)  # a kept, b reordered
+    # whole answers, so a reordered (or extended) multi-label answer shows what changed
+    assert ops.confusions == [("temporal_reasoning + arithmetic", "arithmetic + temporal_reasoning", 1)]
     assert report.reviewers[u2] == {"discarded": 1} and report.reviewers[u1] == {"submitted": 4}
     assert set(report.attention) == {"c", "d"} and "disputed" in report.attention["d"][0]
 
