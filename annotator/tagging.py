@@ -11,6 +11,7 @@ started are written as failed, so a rerun continues). Assembly is :func:`annotat
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +58,9 @@ class TagOptions:
         return 0.0 if self.votes == 1 else 0.7
 
 
+ANSWERED_KEPT = 65536  # a repeat planned before its twin was answered lies within one window
+
+
 class Tagger:
     """Labels items with one LLM endpoint, one taxonomy kind and one prompt set.
 
@@ -89,6 +93,7 @@ class Tagger:
         self.model = self.planner.model
         self.cached_items = 0
         self.inflight: dict[str, asyncio.Future[dict[str, Any] | str]] = {}  # cache key -> answer (or error)
+        self.answered: OrderedDict[str, None] = OrderedDict()  # keys answered lately in this run (bounded)
         self.budget_stopped = False
         self.breaker = breaker or Breaker()
         self.state = _State()
@@ -103,6 +108,7 @@ class Tagger:
         opts = self.options
         self.state = _State()
         self.inflight = {}
+        self.answered = OrderedDict()
         size = opts.items_per_request
         stream = Stream(self._plan, self._do_unit, self._finish, self.state.errors,
                         concurrency=opts.concurrency, window=max(opts.window, 2 * opts.concurrency * size),
@@ -177,7 +183,8 @@ class Tagger:
                   "seed": unit.vote if opts.votes > 1 else None}
         if len(unit.items) == 1:
             item = unit.items[0]
-            if self._cached(item, vote=unit.vote, request=request):  # answered since it was planned
+            # answered since it was planned (a repeated text): only then is the cache read again
+            if request.key in self.answered and self._cached(item, vote=unit.vote, request=request):
                 return
             asked = self.inflight.get(request.key)
             if asked is not None:  # the same request (the same text under another id) is on its way: ask once
@@ -204,6 +211,9 @@ class Tagger:
                 self.state.answers[item.id][unit.vote] = answer = answer.model_dump(mode="json")
                 self.cache.set(request.key, answer)  # keyed by the request actually sent
                 future.set_result(answer)
+                self.answered[request.key] = None
+                if len(self.answered) > ANSWERED_KEPT:
+                    self.answered.popitem(last=False)
             finally:
                 if not future.done():  # cancelled or an endpoint error: the waiters ask for themselves
                     future.set_result("the same request failed: not answered")
