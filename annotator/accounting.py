@@ -131,6 +131,10 @@ class Summary(Counters):
     estimated_batch_cost_usd: float | None = None  # --dry-run: the same job through the Batch API
     per_model: dict[str, dict[str, Any]] | None = None  # several --model: each model's ok/failed/requests/cost
     batch: dict[str, int] | None = None  # --batch-api: what the batches did (tokens billed at batch prices)
+    reasked_by_evidence: int = 0  # answers the record contradicted, asked again within its evidence
+    subset_outliers: int = 0  # items unlike a clear majority of their subset, flagged (not changed)
+    subset_majority_taken: int = 0  # items given their subset's clear majority label (flagged)
+    subset_uniformity: dict[str, dict[str, Any]] | None = None  # per subset: each dimension's majority share
 
     def text(self) -> str:
         """Human-readable block for the terminal."""
@@ -161,6 +165,10 @@ class Summary(Counters):
             lines.append(f"  {name}: ok {m['ok']}  failed {m['failed']}  requests {m['requests']}  cost {cost}")
         if self.structured_output:
             lines.append(f"  {self.structured_output}")
+        if self.reasked_by_evidence or self.subset_outliers or self.subset_majority_taken:
+            lines.append(f"  flagged: {self.reasked_by_evidence} answers contradicted by their record (re-asked), "
+                         f"{self.subset_outliers} unlike their subset, {self.subset_majority_taken} given their "
+                         "subset's majority (see the flags column; review push puts them first)")
         if self.budget_stopped:
             lines.append("  stopped at --max-cost: rerun to continue")
         for reason, n in sorted(self.failure_reasons.items(), key=lambda kv: -kv[1])[:5]:
@@ -193,12 +201,13 @@ class Tally:
     """Counts of a run's outcomes, kept while rows stream past (first 1000 failed ids)."""
 
     def __init__(self) -> None:
-        self.ok = self.failed = 0
+        self.ok = self.failed = self.reasked = 0
         self.failed_ids: list[str] = []
         self.reasons: dict[str, int] = {}
 
     def add(self, annotation: Any) -> None:
         """Count one annotation (an :class:`~annotator.records.Annotation`)."""
+        self.reasked += any(f.startswith("evidence:") for f in annotation.flags)
         if annotation.status != "failed":
             self.ok += 1
             return

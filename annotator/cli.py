@@ -74,6 +74,15 @@ def main() -> None:
 @click.option("--fewshot", type=int, help="Retrieved labeled examples per item [0; 1 for the embedded model].")
 @click.option("--candidates", type=int,
               help="Restrict answers to the labels of the item's N nearest labeled neighbours [0; 8 embedded].")
+@click.option("--evidence/--no-evidence", default=None,
+              help="Show the labeler what the record shows (answer shape, options, subset) and re-ask answers "
+                   "it contradicts [on].")
+@click.option("--answer-field", help="Field holding the answer, whose shape is evidence [first of answer, "
+                                     "answerKey, target, label, ...].")
+@click.option("--subset-field", help="Field naming the subset [first of subset, subject, category, task].")
+@click.option("--subset-majority/--no-subset-majority", default=None,
+              help="A subset's clear majority label replaces outliers (flagged) [on for the embedded model; "
+                   "otherwise outliers are only flagged].")
 @click.option("--fewshot-pool", type=click.Path(), help="Labeled pool (JSONL/Parquet) [shipped dev labels].")
 @click.option("--cache-dir", type=click.Path(), help="Answer cache [$ANNOTATOR_CACHE_DIR or ~/.cache/slice-annotator].")
 @click.option("--no-cache", is_flag=True, default=None, help="Neither read nor write the answer cache.")

@@ -57,6 +57,10 @@ class Settings(BaseModel):
     fewshot: int = Field(default=0, ge=0, le=16)
     fewshot_pool: str | None = None
     candidates: int = Field(default=0, ge=0, le=32)
+    evidence: bool = True
+    answer_field: str | None = None
+    subset_field: str | None = None
+    subset_majority: bool | None = None  # None: on for the embedded model, off otherwise
     model_path: str | None = None
     local_threads: int | None = None
     local_ctx: int = 4096

@@ -85,11 +85,11 @@ def _schema(names: list[str], dims: list[Dimension], first: pa.Schema) -> pa.Sch
     def label(d: Dimension) -> pa.DataType:
         return pa.list_(pa.string()) if d.multi else pa.string()
 
-    fields = [pa.field(k, pa.string()) for k in ("id", "source", "kind", "text")]
+    fields = [pa.field(k, pa.string()) for k in ("id", "source", "subset", "kind", "text")]
     for d in dims:
         fields += [pa.field(d.id, label(d)), pa.field(f"{d.id}_confidence", pa.float64())]
     fields += [pa.field(k, pa.string()) for k in ("disagreement", "rationale", "labeler", "taxonomy_version",
-                                                  "prompt_version", "status", "error", "flags")]
+                                                  "prompt_version", "status", "error", "flags", "evidence")]
     for n in names:
         for d in dims:
             fields += [pa.field(f"{d.id}__{column_name(n)}", label(d)),
@@ -100,7 +100,8 @@ def _schema(names: list[str], dims: list[Dimension], first: pa.Schema) -> pa.Sch
 
 
 def _known(dims: list[Dimension]) -> set[str]:
-    known = {"id", "source", "kind", "text", *_PER_MODEL, "taxonomy_version", "prompt_version", "votes"}
+    known = {"id", "source", "subset", "kind", "text", *_PER_MODEL, "taxonomy_version", "prompt_version", "votes",
+             "evidence"}
     return known | {d.id for d in dims} | {f"{d.id}_confidence" for d in dims}
 
 
@@ -115,7 +116,7 @@ def _aligned(readers: list[Iterator[pa.RecordBatch]], tables: dict[str, Path]) -
 def _row(names: list[str], suffixes: list[str], known: set[str], rows: list[dict[str, Any]],
          dims: list[Dimension]) -> dict[str, Any]:
     first = rows[0]
-    out: dict[str, Any] = {k: first[k] for k in ("id", "source", "kind", "text")}
+    out: dict[str, Any] = {k: first.get(k) for k in ("id", "source", "subset", "kind", "text")}
     answered = [r for r in rows if r["status"] == "ok"]
     failed = [f"{n}: {r['error']}" for n, r in zip(names, rows, strict=True) if r["status"] != "ok"]
     labels: dict[str, Any] = {}
@@ -132,6 +133,7 @@ def _row(names: list[str], suffixes: list[str], known: set[str], rows: list[dict
     out["status"] = "failed" if failed else "ok"
     out["error"] = "; ".join(failed) or None
     out["flags"] = "; ".join(f"{n}: {r['flags']}" for n, r in zip(names, rows, strict=True) if r.get("flags")) or None
+    out["evidence"] = first.get("evidence")
     for suffix, r in zip(suffixes, rows, strict=True):
         for d in dims:
             out[f"{d.id}__{suffix}"] = r.get(d.id)

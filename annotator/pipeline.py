@@ -31,7 +31,7 @@ from annotator.guards import check_outputs, output_lock
 from annotator.llm import LLMClient
 from annotator.llm.probe import choose
 from annotator.prepare import dry_run as estimate
-from annotator.prepare import endpoint, probe_request, taxonomy_and_prompts
+from annotator.prepare import endpoint, evidence_rules, probe_request, taxonomy_and_prompts
 from annotator.records import Item, Reject
 from annotator.scan import Scan, Source, check_rejects, labelable, scan
 from annotator.side_by_side import side_by_side
@@ -189,8 +189,10 @@ def _run_one(
                                  temperature=settings.temperature, max_tokens=settings.max_tokens,
                                  max_cost=max_cost, rationale=settings.rationale,
                                  confidence=settings.confidence, progress=progress, total=found.labelable)
+            evidence_for, consistency = evidence_rules(taxonomy, settings)
             tagger = Tagger(LLMClient(cfg, counters, settings.concurrency), taxonomy, prompts, cache, options,
-                            price, examples_for=examples_for, candidates_for=candidates_for, breaker=breaker)
+                            price, examples_for=examples_for, candidates_for=candidates_for, breaker=breaker,
+                            evidence_for=evidence_for, constrain=settings.local)
             if settings.batch_api:
                 batches = through_batches(tagger, labelable(source, found), cfg, cache, output, settings)
                 summary.batch = batches.model_dump()
@@ -202,8 +204,13 @@ def _run_one(
             try:
                 for annotation in tagger.run(labelable(source, found)):
                     tally.add(annotation)
+                    if consistency is not None:
+                        consistency.observe(annotation)
                     writer.add(annotation)
-                summary.output = str(writer.commit())
+                summary.output = str(writer.commit(revise=consistency.revise if consistency else None))
+                if consistency is not None:
+                    summary.subset_outliers, summary.subset_majority_taken = consistency.outliers, consistency.taken
+                    summary.subset_uniformity = consistency.uniformity()
             finally:
                 writer.discard()
     finally:
@@ -218,6 +225,7 @@ def _run_one(
         "items_per_second": round((tally.ok + tally.failed) / wall, 2) if wall else 0.0,
         "labeler": cfg.labeler, "budget_stopped": tagger.budget_stopped,
         "failed_ids": tally.failed_ids, "failure_reasons": tally.reasons,
+        "reasked_by_evidence": tally.reasked,
     })
     write_json_atomic(Path(f"{output}.summary.json"), summary.model_dump())
     return summary

@@ -6,8 +6,12 @@ parameters, sampling, answer schema, system prompt hash, taxonomy and prompt ver
 message as rendered, the vote and the restriction. The tagger sends exactly what is planned and
 caches under exactly that key; the Batch API path writes the same bodies.
 
-An item's rendered message and restriction are kept from its first vote to its last, so votes do
-not render twice; :meth:`Planner.forget` drops them once the item is finished.
+An item's rendered message, evidence and restriction are kept from its first vote to its last, so
+votes do not render twice; :meth:`Planner.forget` drops them once the item is finished.
+
+Evidence (:mod:`annotator.evidence`): what the record shows is rendered into the message; with
+``constrain`` (the embedded default) the restriction is narrowed to the labels the record admits;
+:meth:`Planner.within_evidence` is the request that asks again within them.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from annotator.cache import request_key
+from annotator.evidence import EvidenceFor, Found
 from annotator.fewshot import CandidatesFor, ExamplesFor
 from annotator.prompts import PromptSet
 from annotator.records import Item
@@ -49,6 +54,8 @@ class Planner:
         params: str,
         examples_for: ExamplesFor | None = None,
         candidates_for: CandidatesFor | None = None,
+        evidence_for: EvidenceFor | None = None,
+        constrain: bool = False,
     ) -> None:
         """Build the answer models once.
 
@@ -59,9 +66,12 @@ class Planner:
             params: the endpoint's parameter fingerprint (:func:`annotator.llm.parameter_fingerprint`).
             examples_for: retrieved few-shot examples for an item.
             candidates_for: the labels an item's answer is restricted to, per dimension.
+            evidence_for: what an item's record shows (rendered into its message).
+            constrain: restrict every answer to the labels its record admits (not only on a re-ask).
         """
         self.taxonomy, self.prompts, self.options = taxonomy, prompts, options
         self.examples_for, self.candidates_for = examples_for, candidates_for
+        self.evidence_for, self.constrain = evidence_for, constrain
         self.model = build_response_model(taxonomy, options.kind, rationale=options.rationale,
                                           confidence=options.confidence)
         self.batch_model: type[BaseModel] | None = None
@@ -78,7 +88,7 @@ class Planner:
             "prompt": prompts.version,
         }
         self._batch_schema = request_key(self.batch_model.model_json_schema()) if self.batch_model else None
-        self._rendered: dict[str, tuple[str, dict[str, list[str]] | None]] = {}
+        self._rendered: dict[str, tuple[str, dict[str, list[str]] | None, Found]] = {}
         self._restricted: dict[str, type[BaseModel]] = {}
 
     @property
@@ -88,21 +98,40 @@ class Planner:
 
     def single(self, item: Item, vote: int) -> Request:
         """The request for one item and one vote."""
-        rendered = self._rendered.get(item.id)
-        if rendered is None:
-            examples = self.examples_for(item) if self.examples_for else ()
-            restrict = self.candidates_for(item) if self.candidates_for is not None else None
-            rendered = self._rendered[item.id] = (self.prompts.item_message(item, examples), restrict)
-        user, restrict = rendered
-        key = request_key({**self._key_base, "user": user, "vote": vote, "restrict": restrict})
-        return Request(self._messages(user), self._model_for(restrict), key)
+        user, restrict, _ = self._render(item)
+        return self._request(user, vote, restrict)
+
+    def within_evidence(self, item: Item, vote: int) -> Request:
+        """The request asking again, restricted to the labels the item's record admits."""
+        user, restrict, found = self._render(item)
+        return self._request(user, vote, narrowed(restrict, found.admitted))
+
+    def found(self, item: Item) -> Found:
+        """What the item's record shows (empty without evidence)."""
+        return self._render(item)[2]
 
     def batch(self, items: list[Item], vote: int) -> Request:
         """The request for several items in one (``--items-per-request``), keyed by the batch sent."""
         assert self.batch_model is not None and self._batch_schema is not None
-        user = self.prompts.batch_message(items)
+        user = self.prompts.batch_message(items, [self._render(it)[2].said for it in items])
         key = request_key({**self._key_base, "user": user, "vote": vote, "schema": self._batch_schema})
         return Request(self._messages(user), self.batch_model, key)
+
+    def _render(self, item: Item) -> tuple[str, dict[str, list[str]] | None, Found]:
+        rendered = self._rendered.get(item.id)
+        if rendered is None:
+            found = self.evidence_for(item) if self.evidence_for else Found()
+            examples = self.examples_for(item) if self.examples_for else ()
+            restrict = self.candidates_for(item) if self.candidates_for is not None else None
+            if self.constrain and found.admitted:
+                restrict = narrowed(restrict, found.admitted)
+            rendered = self._rendered[item.id] = (self.prompts.item_message(item, examples, found.said),
+                                                  restrict, found)
+        return rendered
+
+    def _request(self, user: str, vote: int, restrict: dict[str, list[str]] | None) -> Request:
+        key = request_key({**self._key_base, "user": user, "vote": vote, "restrict": restrict})
+        return Request(self._messages(user), self._model_for(restrict), key)
 
     def forget(self, item_id: str) -> None:
         """Drop what was kept for a finished item."""
@@ -126,6 +155,15 @@ class Planner:
             model = self._restricted[key] = build_response_model(
                 self.taxonomy, opts.kind, rationale=opts.rationale, confidence=opts.confidence, restrict=restrict)
         return model
+
+
+def narrowed(restrict: dict[str, list[str]] | None, admitted: dict[str, list[str]]) -> dict[str, list[str]]:
+    """A restriction narrowed to the admitted labels: the candidates' order where they overlap, else the admitted."""
+    out = dict(restrict or {})
+    for dim, labels in admitted.items():
+        keep = [lab for lab in out.get(dim, []) if lab in labels]
+        out[dim] = keep or list(labels)
+    return out
 
 
 def still_valid(model: type[BaseModel], answer: Any) -> bool:

@@ -62,17 +62,19 @@ class Unit:
 
 @dataclass
 class WorkState:
-    """Per pending item id: answers per vote, error, answers from the cache."""
+    """Per pending item id: answers per vote, error, answers from the cache, flags."""
 
     answers: dict[str, list[dict[str, Any] | None]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     from_cache: dict[str, int] = field(default_factory=dict)
+    flags: dict[str, list[str]] = field(default_factory=dict)
 
     def forget(self, item_id: str) -> None:
         """Drop everything kept for a finished item."""
         self.answers.pop(item_id, None)
         self.errors.pop(item_id, None)
         self.from_cache.pop(item_id, None)
+        self.flags.pop(item_id, None)
 
 
 class Lines:

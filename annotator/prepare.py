@@ -18,7 +18,9 @@ from annotator.accounting import (
     price_for,
 )
 from annotator.config import Settings, api_key
+from annotator.consistency import SubsetConsistency
 from annotator.errors import ConfigError
+from annotator.evidence import Evidence, EvidenceFor
 from annotator.fewshot import (
     CandidatesFor,
     ExamplesFor,
@@ -80,6 +82,22 @@ def taxonomy_and_prompts(
     return taxonomy, prompts, examples_for, candidates_for
 
 
+def evidence_rules(taxonomy: Taxonomy, settings: Settings) -> tuple[EvidenceFor | None, SubsetConsistency | None]:
+    """What records show (``--evidence``) and the subset check, from the kind's rules in the taxonomy.
+
+    The subset majority is taken with ``--subset-majority``, or by default for the embedded model;
+    otherwise outliers are only flagged. Both are off with ``--no-evidence`` or a kind without rules.
+    """
+    rules = taxonomy.kinds[settings.kind].evidence
+    if rules is None or not settings.evidence:
+        return None, None
+    reader = Evidence(rules, taxonomy.dimensions(settings.kind), answer_field=settings.answer_field,
+                      subset_field=settings.subset_field)
+    take = settings.local if settings.subset_majority is None else settings.subset_majority
+    consistency = SubsetConsistency(rules.consistency, take_majority=take) if rules.consistency.dimensions else None
+    return reader, consistency
+
+
 def probe_request(taxonomy: Taxonomy, settings: Settings) -> Callable[[str], tuple[list[dict[str, str]], Any]]:
     """The probe's request for a prompt detail: the real system prompt, a tiny sample, the answer model."""
     model = build_response_model(taxonomy, settings.kind, rationale=settings.rationale,
@@ -99,10 +117,12 @@ def dry_run(items: Iterable[Item], settings: Settings, taxonomy: Taxonomy, promp
     """Requests, tokens and cost a run would take (online, and with the Batch API); nothing is sent."""
     system_tokens = estimate_tokens(prompts.system)
     answer = estimate_answer_tokens(len(taxonomy.dimensions(settings.kind)), settings.rationale)
+    evidence_for, _ = evidence_rules(taxonomy, settings)
     n = prompt = 0
     for it in items:
         n += 1
-        prompt += estimate_tokens(prompts.item_message(it, examples_for(it) if examples_for else ()))
+        said = evidence_for(it).said if evidence_for else ()
+        prompt += estimate_tokens(prompts.item_message(it, examples_for(it) if examples_for else (), said))
     requests = -(-n // settings.items_per_request) * settings.votes
     prompt = prompt * settings.votes + system_tokens * requests
     completion = answer * n * settings.votes

@@ -159,19 +159,21 @@ class PromptSet:
             examples=[{"text": clip(e.text, 600), "labels": e.labels} for e in self.examples],
         )
 
-    def item_message(self, item: Item, examples: tuple[Example, ...] = ()) -> str:
-        """The user message for one item, after its retrieved examples (if any)."""
+    def item_message(self, item: Item, examples: tuple[Example, ...] = (), evidence: tuple[str, ...] = ()) -> str:
+        """The user message for one item, after its retrieved examples (if any), with its evidence lines."""
         name = self._names[1]
         shown = [{"text": e.text, "labels": e.labels, "fence": fence(e.text, "EXAMPLE")} for e in examples]
         text = clip(item.text, self.max_chars)
-        return render(self._template(name), name, text=text, fence=fence(text), id=item.id, examples=shown)
+        return render(self._template(name), name, text=text, fence=fence(text), id=item.id, examples=shown,
+                      evidence=list(evidence))
 
-    def batch_message(self, items: list[Item]) -> str:
-        """The user message for several items labeled in one request."""
+    def batch_message(self, items: list[Item], evidence: list[tuple[str, ...]] | None = None) -> str:
+        """The user message for several items labeled in one request (with each item's evidence lines)."""
         name = self._names[2]
         per_item = max(500, self.max_chars // max(1, len(items)))
-        entries = [{"id": it.id, "text": text, "fence": fence(text)} for it in items
-                   for text in [clip(it.text, per_item)]]
+        said = evidence or [()] * len(items)
+        entries = [{"id": it.id, "text": text, "fence": fence(text), "evidence": list(lines)}
+                   for it, lines in zip(items, said, strict=True) for text in [clip(it.text, per_item)]]
         unit = self.taxonomy.kinds[self.kind].unit
         return render(self._template(name), name, items=entries, unit=unit)
 

@@ -46,12 +46,16 @@ class Annotation(BaseModel):
         confidence: dimension id -> 0..1 (model-stated, or the vote share with ``--votes``).
         votes: dimension id -> {label: count}, only when more than one vote was taken.
         cached: True when every answer came from the cache (no request was sent).
-        flags: what was repaired in the answer (e.g. a confidence outside 0..1, clipped).
+        flags: what was repaired or is doubtful (a confidence outside 0..1, clipped; an answer
+            the record contradicted, re-asked; a label unlike the rest of its subset).
+        subset: the record's subset (MMLU's ``subject``, ...), "" when it names none.
+        evidence: dimension -> the only labels the record admits (:mod:`annotator.evidence`).
     """
 
     id: str
     source: str
     kind: Kind
+    subset: str = ""
     text: str = ""
     labels: dict[str, LabelValue] = Field(default_factory=dict)
     confidence: dict[str, float] = Field(default_factory=dict)
@@ -64,6 +68,7 @@ class Annotation(BaseModel):
     error: str | None = None
     cached: bool = False
     flags: list[str] = Field(default_factory=list)
+    evidence: dict[str, list[str]] = Field(default_factory=dict)
     fields: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -1,12 +1,14 @@
 """Output stage: annotations -> the labels table (Parquet, or JSONL when the path ends .jsonl).
 
-The table contract (one row per item id): ``id, source, kind, text`` (the exact text that was
+The table contract (one row per item id): ``id, source, subset, kind, text`` (the exact text that was
 labeled, so review push and few-shot pools never need to guess a field), one column per dimension
 (string, or list of strings for multi-label dimensions), ``<dimension>_confidence`` (0-1),
 ``votes`` (JSON vote distribution, only with ``--votes`` > 1), ``rationale``, ``labeler``,
 ``taxonomy_version``, ``prompt_version``, ``status`` (ok|failed), ``error``, ``flags`` (what was
-repaired in the answer, e.g. ``task_type_confidence 2.5 clipped``; empty when nothing), then the input
-fields (renamed ``input_<name>`` where a name collides). Files are written atomically.
+repaired or doubtful, e.g. ``task_type_confidence 2.5 clipped``, ``evidence: ...``, ``subset outlier: ...``;
+empty when nothing), ``evidence`` (JSON: dimension -> the labels the record admits; empty when it
+shows nothing), then the input fields (renamed ``input_<name>`` where a name collides). Files are
+written atomically.
 
 :class:`TableWriter` streams: annotations are written in parts of ``rows_per_part`` rows to
 ``<output>.parts/`` as they arrive, and :meth:`TableWriter.commit` joins the parts into the final
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from annotator.atomic import atomic_path
 from annotator.records import Annotation, Reject
 from annotator.taxonomy import Dimension
 
-META_COLUMNS = ("rationale", "labeler", "taxonomy_version", "prompt_version", "status", "error", "flags")
+META_COLUMNS = ("rationale", "labeler", "taxonomy_version", "prompt_version", "status", "error", "flags", "evidence")
 
 
 def to_table(annotations: Iterable[Annotation], dims: list[Dimension], keep_fields: bool = True, *,
@@ -47,7 +49,7 @@ def to_table(annotations: Iterable[Annotation], dims: list[Dimension], keep_fiel
             from the labeled text in any row).
     """
     rows = list(annotations)
-    cols: dict[str, list[Any]] = {"id": [], "source": [], "kind": [], "text": []}
+    cols: dict[str, list[Any]] = {"id": [], "source": [], "subset": [], "kind": [], "text": []}
     for dim in dims:
         cols[dim.id] = []
         cols[f"{dim.id}_confidence"] = []
@@ -60,6 +62,7 @@ def to_table(annotations: Iterable[Annotation], dims: list[Dimension], keep_fiel
     for a in rows:
         cols["id"].append(a.id)
         cols["source"].append(a.source)
+        cols["subset"].append(a.subset)
         cols["kind"].append(a.kind)
         cols["text"].append(a.text)
         for dim in dims:
@@ -69,7 +72,11 @@ def to_table(annotations: Iterable[Annotation], dims: list[Dimension], keep_fiel
             cols["votes"].append(json.dumps(a.votes, sort_keys=True) if a.votes else None)
         for name in META_COLUMNS:
             value = getattr(a, name)
-            cols[name].append(("; ".join(value) or None) if name == "flags" else value)
+            if name == "flags":
+                value = "; ".join(value) or None
+            elif name == "evidence":
+                value = json.dumps(value, sort_keys=True) if value else None
+            cols[name].append(value)
     arrays: dict[str, pa.Array] = {}
     for name, values in cols.items():
         if name in {d.id for d in dims}:
@@ -142,8 +149,13 @@ class TableWriter:
         self._written.append(part)
         self._rows = []
 
-    def commit(self) -> Path:
-        """Join the parts into the final table (atomic rename) and remove them."""
+    def commit(self, revise: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Path:
+        """Join the parts into the final table (atomic rename) and remove them.
+
+        Args:
+            revise: called on every row as the parts are joined (one part in memory at a time), e.g.
+                :meth:`annotator.consistency.SubsetConsistency.revise`.
+        """
         self._flush()
         if not self._written:
             write_table(to_table([], **self._table_args), self.path)
@@ -154,18 +166,24 @@ class TableWriter:
                 if jsonl:
                     with open(tmp, "w", encoding="utf-8") as fh:
                         for part in self._written:
-                            for row in _conform(pq.read_table(part), schema).to_pylist():
+                            for row in _revised(_conform(pq.read_table(part), schema), revise).to_pylist():
                                 fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
                 else:
                     with pq.ParquetWriter(tmp, schema) as writer:
                         for part in self._written:
-                            writer.write_table(_conform(pq.read_table(part), schema))
+                            writer.write_table(_revised(_conform(pq.read_table(part), schema), revise))
         self.discard()
         return self.path
 
     def discard(self) -> None:
         """Remove the parts (after a commit, or when the run failed)."""
         shutil.rmtree(self.parts, ignore_errors=True)
+
+
+def _revised(table: pa.Table, revise: Callable[[dict[str, Any]], dict[str, Any]] | None) -> pa.Table:
+    if revise is None:
+        return table
+    return pa.Table.from_pylist([revise(row) for row in table.to_pylist()], schema=table.schema)
 
 
 def _unified(schemas: list[pa.Schema]) -> pa.Schema:

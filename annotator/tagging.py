@@ -5,7 +5,9 @@ each carrying the request :class:`~annotator.planning.Planner` made for it (mess
 cache key). Planning looks each unit up in the answer cache; the rest are sent as planned. A unit that fails after all
 retries marks its items failed with the reason; a batched answer missing an item sends it again
 alone. With ``max_cost`` no unit starts once the projected spend reaches the budget (the items not
-started are written as failed, so a rerun continues). Assembly is :func:`annotator.votes.assemble`.
+started are written as failed, so a rerun continues). An answer that picks a label its record does
+not admit (:mod:`annotator.evidence`), fresh or cached, is asked again within the admitted labels
+and the annotation is flagged. Assembly is :func:`annotator.votes.assemble`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from annotator.accounting import Price
 from annotator.breaker import Breaker, permanent
 from annotator.cache import AnswerCache
 from annotator.errors import EndpointError, LLMError
+from annotator.evidence import EvidenceFor
 from annotator.fewshot import CandidatesFor, ExamplesFor
 from annotator.llm import LLMClient, parameter_fingerprint
 from annotator.planning import Planner, Request, still_valid
@@ -80,6 +83,8 @@ class Tagger:
         examples_for: ExamplesFor | None = None,
         candidates_for: CandidatesFor | None = None,
         breaker: Breaker | None = None,
+        evidence_for: EvidenceFor | None = None,
+        constrain: bool = False,
     ) -> None:
         self.client = client
         self.taxonomy = taxonomy
@@ -89,7 +94,8 @@ class Tagger:
         self.price = price
         self.dims = taxonomy.dimensions(options.kind)
         self.planner = Planner(taxonomy, prompts, options, parameter_fingerprint(client.config),
-                               examples_for=examples_for, candidates_for=candidates_for)
+                               examples_for=examples_for, candidates_for=candidates_for,
+                               evidence_for=evidence_for, constrain=constrain)
         self.model = self.planner.model
         self.cached_items = 0
         self.inflight: dict[str, asyncio.Future[dict[str, Any] | str]] = {}  # cache key -> answer (or error)
@@ -144,7 +150,11 @@ class Tagger:
         return found is not None
 
     def _plan(self, chunk: list[Item]) -> list[_Unit]:
-        """Cache lookups for a chunk; return the units that still need a request."""
+        """Cache lookups for a chunk; return the units that still need a request.
+
+        A cached answer the record contradicts is replaced by the re-ask within the evidence (from
+        the cache too when it was asked before).
+        """
         units: list[_Unit] = []
         size = self.options.items_per_request
         plan = self.planner
@@ -152,8 +162,12 @@ class Tagger:
             self.state.answers[item.id] = [None] * self.options.votes
         for vote in range(self.options.votes):
             if size == 1:
-                units += [_Unit([item], vote, req) for item in chunk
-                          for req in [plan.single(item, vote)] if not self._cached(item, vote, req)]
+                for item in chunk:
+                    request = plan.single(item, vote)
+                    if not self._cached(item, vote, request):
+                        units.append(_Unit([item], vote, request))
+                    elif (redo := self._recheck(item, vote)) is not None:
+                        units.append(_Unit([item], vote, redo))
                 continue
             for i in range(0, len(chunk), size):
                 batch = chunk[i : i + size]
@@ -165,7 +179,30 @@ class Tagger:
                     units.append(_Unit(batch, vote, request))
                 else:  # partly answered before: the rest alone
                     units += [_Unit([it], vote, single) for it, single in rest]
+                asked = {it.id for it, _ in rest}
+                units += [_Unit([it], vote, redo) for it in batch if it.id not in asked
+                          for redo in [self._recheck(it, vote)] if redo is not None]
         return units
+
+    def _recheck(self, item: Item, vote: int) -> Request | None:
+        """None when the vote's answer agrees with the record; else the re-ask within the evidence.
+
+        The annotation is flagged; a re-ask answered before (in the cache) is taken at once.
+        """
+        answer = self.state.answers[item.id][vote]
+        found = self.planner.found(item)
+        wrong = found.contradicted(answer) if answer is not None else []
+        if not wrong:
+            return None
+        said = "; ".join(found.said[1:])
+        self.state.flags.setdefault(item.id, []).append(
+            "evidence: " + ", ".join(f"{dim} {answer[dim]}" for dim in wrong)
+            + f" contradicts the record ({said}); re-asked within it")
+        self.state.answers[item.id][vote] = None
+        if self.state.from_cache.get(item.id):
+            self.state.from_cache[item.id] -= 1
+        redo = self.planner.within_evidence(item, vote)
+        return None if self._cached(item, vote, redo) else redo
 
     def _over_budget(self, inflight_items: int) -> bool:
         if self.options.max_cost is None or self.price is None:
@@ -183,41 +220,8 @@ class Tagger:
                   "seed": unit.vote if opts.votes > 1 else None}
         if len(unit.items) == 1:
             item = unit.items[0]
-            # answered since it was planned (a repeated text): only then is the cache read again
-            if request.key in self.answered and self._cached(item, vote=unit.vote, request=request):
-                return
-            asked = self.inflight.get(request.key)
-            if asked is not None:  # the same request (the same text under another id) is on its way: ask once
-                got = await asyncio.shield(asked)
-                if isinstance(got, str):
-                    self.state.errors[item.id] = got
-                else:
-                    self.state.answers[item.id][unit.vote] = got
-                return
-            future: asyncio.Future[dict[str, Any] | str] = asyncio.get_running_loop().create_future()
-            self.inflight[request.key] = future
-            try:
-                try:
-                    answer = await self.client.complete(request.messages, request.model, **kwargs)
-                except EndpointError:
-                    raise
-                except LLMError as exc:
-                    reason = f"{type(exc).__name__}: {exc}"
-                    self.state.errors[item.id] = reason
-                    self.breaker.failure(reason, permanent=permanent(exc))
-                    future.set_result(reason)
-                    return
-                self.breaker.success()
-                self.state.answers[item.id][unit.vote] = answer = answer.model_dump(mode="json")
-                self.cache.set(request.key, answer)  # keyed by the request actually sent
-                future.set_result(answer)
-                self.answered[request.key] = None
-                if len(self.answered) > ANSWERED_KEPT:
-                    self.answered.popitem(last=False)
-            finally:
-                if not future.done():  # cancelled or an endpoint error: the waiters ask for themselves
-                    future.set_result("the same request failed: not answered")
-                self.inflight.pop(request.key, None)
+            if await self._ask(item, unit.vote, request, kwargs) and (redo := self._recheck(item, unit.vote)):
+                await self._ask(item, unit.vote, redo, kwargs)
             return
         try:
             answer = await self.client.complete(request.messages, request.model, **kwargs)
@@ -232,8 +236,52 @@ class Tagger:
         for item in unit.items:
             if item.id in entries:
                 self.state.answers[item.id][unit.vote] = entries[item.id]
+                if (redo := self._recheck(item, unit.vote)) is not None:
+                    await self._ask(item, unit.vote, redo, kwargs)
             else:  # missing or mismatched in the batched answer: retry alone (its own request and key)
                 await self._do_unit(_Unit([item], unit.vote, self.planner.single(item, unit.vote)))
+
+    async def _ask(self, item: Item, vote: int, request: Request, kwargs: dict[str, Any]) -> bool:
+        """Answer one item's vote with ``request``; False when it failed (the reason is kept).
+
+        Identical requests in flight at once are sent once; a request answered since it was planned
+        (a repeated text) is read from the cache.
+        """
+        if request.key in self.answered and self._cached(item, vote=vote, request=request):
+            return True
+        asked = self.inflight.get(request.key)
+        if asked is not None:  # the same request (the same text under another id) is on its way: ask once
+            got = await asyncio.shield(asked)
+            if isinstance(got, str):
+                self.state.errors[item.id] = got
+                return False
+            self.state.answers[item.id][vote] = got
+            return True
+        future: asyncio.Future[dict[str, Any] | str] = asyncio.get_running_loop().create_future()
+        self.inflight[request.key] = future
+        try:
+            try:
+                answer = await self.client.complete(request.messages, request.model, **kwargs)
+            except EndpointError:
+                raise
+            except LLMError as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                self.state.errors[item.id] = reason
+                self.breaker.failure(reason, permanent=permanent(exc))
+                future.set_result(reason)
+                return False
+            self.breaker.success()
+            self.state.answers[item.id][vote] = answer = answer.model_dump(mode="json")
+            self.cache.set(request.key, answer)  # keyed by the request actually sent
+            future.set_result(answer)
+            self.answered[request.key] = None
+            if len(self.answered) > ANSWERED_KEPT:
+                self.answered.popitem(last=False)
+            return True
+        finally:
+            if not future.done():  # cancelled or an endpoint error: the waiters ask for themselves
+                future.set_result("the same request failed: not answered")
+            self.inflight.pop(request.key, None)
 
     # ---- assembling annotations ------------------------------------------------------------
     def _finish(self, item: Item) -> Annotation:
@@ -246,8 +294,10 @@ class Tagger:
         return annotation
 
     def _annotation(self, item: Item, state: _State) -> Annotation:
+        found = self.planner.found(item)
         return assemble(item, state.answers[item.id], dims=self.dims, error=state.errors.get(item.id),
                         cached=state.from_cache.get(item.id, 0) == self.options.votes,
+                        flags=state.flags.get(item.id, []), subset=found.subset, evidence=found.admitted,
                         kind=self.options.kind, labeler=self.client.config.labeler,
                         taxonomy_version=self.taxonomy.version, prompt_version=self.prompts.version)
 

@@ -8,6 +8,7 @@ The taxonomy version is ``<name>@<sha256 of the file content, 12 hex>``.
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -65,11 +66,60 @@ class Dimension(_Strict):
         return [label.id for label in self.labels]
 
 
+class Shape(_Strict):
+    """An answer shape or a text cue: a pattern and the labels it admits (or, absent, excludes).
+
+    Attributes:
+        id: the shape's name (shown in prompts and flags).
+        says: what the record shows, in words ("a number").
+        pattern: a Python regular expression (searched; ``^``/``$`` anchor the whole value).
+        extract: answer shapes only: patterns whose first group is the answer proper (GSM8K's
+            ``#### 18``, MATH's ``boxed{...}``); the first that matches is used, else the whole value.
+        needs_choices: answer shapes only: the record must list choices (an index into them).
+        min_matches: text cues only: how many times the pattern must occur.
+        or_choices: text cues only: a record that lists choices shows the cue too.
+        or_fields: text cues only: a record that has one of these fields shows the cue too.
+        admits: dimension -> the only labels it allows (single-label dimensions).
+        absent_excludes: text cues only: dimension -> labels ruled out when the cue is absent.
+    """
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    says: str
+    pattern: str
+    extract: list[str] = Field(default_factory=list)
+    needs_choices: bool = False
+    min_matches: int = Field(default=1, ge=1)
+    or_choices: bool = False
+    or_fields: list[str] = Field(default_factory=list)
+    admits: dict[str, list[str]] = Field(default_factory=dict)
+    absent_excludes: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class Consistency(_Strict):
+    """How uniform a benchmark subset is expected to be (see :mod:`annotator.consistency`)."""
+
+    dimensions: list[str] = Field(default_factory=list)
+    clear_majority: float = Field(default=0.8, gt=0.5, le=1.0)
+    min_items: int = Field(default=5, ge=2)
+
+
+class EvidenceRules(_Strict):
+    """What a record shows about its labels (see :mod:`annotator.evidence`)."""
+
+    answer_fields: list[str] = Field(default_factory=list)
+    subset_fields: list[str] = Field(default_factory=list)
+    choice_fields: list[str] = Field(default_factory=list)
+    answer_shapes: list[Shape] = Field(default_factory=list)
+    text_cues: list[Shape] = Field(default_factory=list)
+    consistency: Consistency = Field(default_factory=Consistency)
+
+
 class KindSpec(_Strict):
-    """The dimensions used for one kind of unit (eval sample, corpus document)."""
+    """The dimensions used for one kind of unit (eval sample, corpus document), and its evidence rules."""
 
     unit: str
     dimensions: list[Dimension] = Field(min_length=1)
+    evidence: EvidenceRules | None = None
 
 
 class PairRule(_Strict):
@@ -221,6 +271,8 @@ def _check(taxonomy: Taxonomy, file: Path) -> Taxonomy:
                     problems.append(f"{where}: list dimensions need 0 <= min <= max (got {lo}..{hi})")
             elif dim.min is not None or dim.max is not None:
                 problems.append(f"{where}: min/max apply to list dimensions only")
+        if spec.evidence is not None:
+            problems.extend(_check_evidence(spec, f"kinds.{kind_id}.evidence"))
     for i, rule in enumerate(taxonomy.mapping):
         where = f"mapping.{i}"
         try:
@@ -246,6 +298,36 @@ def _check(taxonomy: Taxonomy, file: Path) -> Taxonomy:
     if problems:
         raise TaxonomyError(f"{file}: " + "; ".join(problems))
     return taxonomy
+
+
+def _check_evidence(spec: KindSpec, where: str) -> list[str]:
+    """Every pattern compiles; every admitted or excluded label exists in a single-label dimension."""
+    problems: list[str] = []
+    dims = {d.id: d for d in spec.dimensions}
+    rules = spec.evidence
+    assert rules is not None
+    for group, shapes in (("answer_shapes", rules.answer_shapes), ("text_cues", rules.text_cues)):
+        for i, shape in enumerate(shapes):
+            at = f"{where}.{group}.{i} ({shape.id})"
+            for name, pattern in [("pattern", shape.pattern), *(("extract", x) for x in shape.extract)]:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    problems.append(f"{at}.{name}: not a valid regular expression: {exc}")
+            for field_name, table in (("admits", shape.admits), ("absent_excludes", shape.absent_excludes)):
+                for dim_id, labels in table.items():
+                    dim = dims.get(dim_id)
+                    if dim is None or dim.multi:
+                        problems.append(f"{at}.{field_name}: {dim_id!r} is not a single-label dimension")
+                        continue
+                    unknown = sorted(set(labels) - set(dim.label_ids))
+                    if unknown or not labels:
+                        problems.append(f"{at}.{field_name}.{dim_id}: unknown labels {unknown}" if unknown
+                                        else f"{at}.{field_name}.{dim_id}: no labels")
+    for dim_id in rules.consistency.dimensions:
+        if dim_id not in dims or dims[dim_id].multi:
+            problems.append(f"{where}.consistency.dimensions: {dim_id!r} is not a single-label dimension")
+    return problems
 
 
 def describe(taxonomy: Taxonomy) -> str:

@@ -14,7 +14,8 @@ from annotator.taxonomy import Dimension
 
 
 def assemble(item: Item, answers: list[dict[str, Any] | None], *, dims: list[Dimension], error: str | None,
-             cached: bool, **meta: str) -> Annotation:
+             cached: bool, flags: list[str] | None = None, subset: str = "",
+             evidence: dict[str, list[str]] | None = None, **meta: str) -> Annotation:
     """The annotation of one item from its answers (one per vote; None where a vote failed).
 
     Args:
@@ -23,20 +24,26 @@ def assemble(item: Item, answers: list[dict[str, Any] | None], *, dims: list[Dim
         dims: the kind's dimensions.
         error: why an answer is missing.
         cached: every answer came from the cache.
+        flags: what was flagged while answering (an answer the record contradicted, re-asked).
+        subset: the record's subset.
+        evidence: dimension -> the labels the record admits.
         **meta: ``kind``, ``labeler``, ``taxonomy_version``, ``prompt_version``.
     """
-    base = {"id": item.id, "source": item.source, "text": item.text, "fields": item.fields, **meta}
+    base = {"id": item.id, "source": item.source, "subset": subset, "evidence": evidence or {},
+            "text": item.text, "fields": item.fields, **meta}
+    asked = list(flags or [])
     if any(v is None for v in answers):
-        return Annotation(**base, status="failed", error=error or "no answer")
+        return Annotation(**base, status="failed", error=error or "no answer", flags=asked)
     votes: list[dict[str, Any]] = [v for v in answers if v is not None]
     if len(votes) == 1:
         answer = votes[0]
-        conf, flags = clipped({d.id: answer[f"{d.id}_confidence"] for d in dims if f"{d.id}_confidence" in answer})
+        conf, repaired = clipped({d.id: answer[f"{d.id}_confidence"] for d in dims
+                                  if f"{d.id}_confidence" in answer})
         return Annotation(**base, status="ok", labels={d.id: answer[d.id] for d in dims}, confidence=conf,
-                          rationale=answer.get("rationale", ""), cached=cached, flags=flags)
+                          rationale=answer.get("rationale", ""), cached=cached, flags=asked + repaired)
     labels, conf, dist = combine_votes(votes, dims)
     return Annotation(**base, status="ok", labels=labels, confidence=conf, votes=dist,
-                      rationale=votes[0].get("rationale", ""), cached=cached)
+                      rationale=votes[0].get("rationale", ""), cached=cached, flags=asked)
 
 
 def clipped(confidence: dict[str, float]) -> tuple[dict[str, float], list[str]]:

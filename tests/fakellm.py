@@ -22,6 +22,10 @@ next create / upload answer S seconds after the batch / file exists (a kill whil
 (the rest in the error file), ``batch.fail_every`` k fails every k-th request (a 500 line),
 ``batch.absent`` answers 404 on every files/batches path (a server without a Batch API, like vLLM).
 
+Like a model that reads its prompt, a default answer keeps to the evidence lines of the message
+("output_constraint must be number", "output_constraint is not option_letter"; per item in a
+batch); an ``answer`` rule overrides that too (to script an answer its record contradicts).
+
 ``times`` defaults to unlimited. ``/_control/log`` lists every request received (user message
 excerpt, status sent); ``/_control/reset`` clears rules and the log.
 """
@@ -43,6 +47,25 @@ from typing import Any
 from aiohttp import web
 
 ITEM_ID = re.compile(r'^id: (\S+)$', re.M)
+MUST = re.compile(r"\b([a-z_]+) must be ([a-z_]+(?: or [a-z_]+)*)")
+MUST_NOT = re.compile(r"\b([a-z_]+) is not ([a-z_]+(?: or [a-z_]+)*)")
+
+
+def evidence_lines(text: str) -> dict[str, tuple[set[str], set[str]]]:
+    """dimension -> (labels it must be, labels it must not be), from a message's evidence lines."""
+    out: dict[str, tuple[set[str], set[str]]] = {}
+    for pattern, slot in ((MUST, 0), (MUST_NOT, 1)):
+        for dim, labels in pattern.findall(text):
+            out.setdefault(dim, (set(), set()))[slot].update(labels.split(" or "))
+    return out
+
+
+def _obey(options: list[Any], rule: tuple[set[str], set[str]] | None) -> list[Any]:
+    if not rule:
+        return options
+    must, must_not = rule
+    kept = [o for o in options if (not must or o in must) and o not in must_not]
+    return kept or options
 
 
 def _choose(options: list[Any], seed: str) -> Any:
@@ -57,13 +80,18 @@ def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def generate(schema: dict[str, Any], root: dict[str, Any], seed: str, ids: list[str]) -> Any:
-    """A value valid under ``schema`` (enums, arrays with bounds, objects, numbers, strings)."""
+def generate(schema: dict[str, Any], root: dict[str, Any], seed: str, ids: list[str],
+             said: dict[str, dict[str, tuple[set[str], set[str]]]] | None = None, obey: Any = None) -> Any:
+    """A value valid under ``schema`` (enums, arrays with bounds, objects, numbers, strings).
+
+    ``said``: item id ("" for a single item) -> its evidence lines, kept to by enum choices.
+    """
     schema = _resolve(schema, root)
+    said = said or {}
     if "anyOf" in schema:
-        return generate(schema["anyOf"][0], root, seed, ids)
+        return generate(schema["anyOf"][0], root, seed, ids, said, obey)
     if "enum" in schema:
-        return _choose(schema["enum"], seed)
+        return _choose(_obey(schema["enum"], obey), seed)
     if "const" in schema:
         return schema["const"]
     kind = schema.get("type")
@@ -72,9 +100,9 @@ def generate(schema: dict[str, Any], root: dict[str, Any], seed: str, ids: list[
         for name, sub in schema.get("properties", {}).items():
             if name == "items" and _resolve(sub, root).get("type") == "array" and ids:
                 entry = _resolve(sub, root)["items"]
-                out[name] = [dict(generate(entry, root, seed + i, []), id=i) for i in ids]
+                out[name] = [dict(generate(entry, root, seed + i, [], {"": said.get(i, {})}), id=i) for i in ids]
             else:
-                out[name] = generate(sub, root, f"{seed}/{name}", ids)
+                out[name] = generate(sub, root, f"{seed}/{name}", ids, said, said.get("", {}).get(name))
         return out
     if kind == "array":
         lo = schema.get("minItems", 0)
@@ -189,7 +217,10 @@ class FakeLLM:
         schema, tool = _schema_of(body)
         ids = [i for i in ITEM_ID.findall(first_user) if i not in (rule or {}).get("omit_ids", [])]
         seed = hashlib.md5(f"{first_user}|{body.get('seed')}".encode()).hexdigest()
-        answer = generate(schema, schema, seed, ids) if schema else {"text": "hello"}
+        said = {"": evidence_lines(first_user)} if not ids else {
+            i: evidence_lines(block) for i, block in zip(ids, re.split(r"^id: \S+$", first_user, flags=re.M)[1:],
+                                                       strict=False)}
+        answer = generate(schema, schema, seed, ids, said) if schema else {"text": "hello"}
         if rule and rule.get("answer"):
             answer.update(rule["answer"])
         content = rule["content"] if rule and "content" in rule else json.dumps(answer)

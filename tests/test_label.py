@@ -35,11 +35,15 @@ def test_output_contract_and_summary(llm, tmp_path):
     assert res.exit_code == 0, res.output
     df = pd.read_parquet(tmp_path / "out.parquet")
     assert len(df) == 10
-    expected = ["id", "source", "kind", "text"]
+    expected = ["id", "source", "subset", "kind", "text"]
     for d in EVAL_DIMS:
         expected += [d, f"{d}_confidence"]
-    expected += ["rationale", "labeler", "taxonomy_version", "prompt_version", "status", "error"]
+    expected += ["rationale", "labeler", "taxonomy_version", "prompt_version", "status", "error", "flags",
+                 "evidence"]
     assert list(df.columns[: len(expected)]) == expected
+    # GSM8K's answer field ends "#### <number>": the record admits output_constraint number only
+    assert (df.evidence.map(json.loads) == [{"output_constraint": ["number"]}] * 10).all()
+    assert (df.output_constraint == "number").all() and (df.subset == "").all()
     assert {"question", "answer"} <= set(df.columns)  # input fields kept
     assert list(df.text) == list(df.question)  # the exact text that was labeled
     tax = load_taxonomy()
