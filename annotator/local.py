@@ -5,7 +5,10 @@ a GGUF model (by default SmolLM2-135M-Instruct Q4_1, shipped inside the ``llm-sm
 of the ``local`` extra; only the file is used, not that package's plugin code) at a free port,
 waits until it answers, labels through the normal openai + instructor path, and stops it on
 exit, Ctrl-C or error. The child also gets SIGTERM if this process dies (Linux
-``PR_SET_PDEATHSIG``), so no server is left behind. Requests use ``tools`` mode: llama.cpp turns
+``PR_SET_PDEATHSIG``), so no server is left behind. The child is ``python -m annotator.local``
+(:func:`_serve`): llama-cpp-python's server with llama.cpp's weight repacking turned off, because
+llama-cpp-python 0.3.36's repacked kernels crash (SIGSEGV) on every multi-token prompt on
+AVX-512/AMX CPUs such as this project's machines (the unrepacked kernels answer the same). Requests use ``tools`` mode: llama.cpp turns
 the tool's JSON schema into a grammar, so every answer parses and stays inside the taxonomy.
 """
 
@@ -107,7 +110,7 @@ class LocalServer:
         """
         if importlib.util.find_spec("llama_cpp") is None:
             raise LocalModelError("llama-cpp-python is not installed: pip install 'slice-annotator[local]'")
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path),
+        cmd = [sys.executable, "-m", "annotator.local", "--model", str(self.model_path),
                "--model_alias", self.model_name, "--host", "127.0.0.1", "--port", str(self.port),
                "--n_ctx", str(self.n_ctx), "--n_threads", str(self.threads),
                "--n_threads_batch", str(self.threads)]
@@ -194,3 +197,26 @@ def serve_forever(settings: Settings, port: int | None = None) -> None:
                 time.sleep(0.5)
         except KeyboardInterrupt:
             pass
+
+
+def _serve(argv: list[str]) -> None:  # pragma: no cover - runs in the child
+    """``python -m llama_cpp.server ARGV`` with weight repacking off (see the module docstring)."""
+    import llama_cpp.llama_cpp as low
+
+    default = low.llama_model_default_params
+
+    def without_repacking() -> Any:
+        params = default()
+        if hasattr(params, "use_extra_bufts"):  # llama.cpp's name for the repacked weight buffers
+            params.use_extra_bufts = False
+        return params
+
+    low.llama_model_default_params = without_repacking
+    from llama_cpp.server.__main__ import main as serve
+
+    sys.argv = ["llama_cpp.server", *argv]
+    serve()
+
+
+if __name__ == "__main__":  # pragma: no cover - the server child
+    _serve(sys.argv[1:])

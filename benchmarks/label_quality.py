@@ -1,11 +1,26 @@
-"""Label quality of the embedded default on ../shared/data/dev-labels.jsonl (70 real samples).
+"""Label quality of the embedded default, on benchmarks it has seen and on benchmarks it has not.
 
-Runs the embedded llama.cpp model (the `local` extra) through the normal pipeline in several
-configurations and prints the eval-labels table of each, with items/s. Retrieval-based few-shot
-is leave-one-out: an item never sees its own (or an identical) text in its examples. A
-retrieval-only row (majority label of the 4 nearest pool items, no LLM) shows what retrieval
-alone gives, so the LLM's own contribution is visible.
+``--unseen`` (what the README leads with) measures two runs, per dimension, beside the majority
+baseline, with and without the record's evidence (``--no-evidence`` = the labeler before it):
 
+* **leave-one-benchmark-out** over ``../shared/data/dev-labels.jsonl`` (70 real samples from 13
+  benchmarks, adjudicated reference labels): every benchmark is labeled with a retrieval pool that
+  holds no sample of its own benchmark. These records carry text, benchmark and subset only (no
+  answer field), so the evidence is what the text shows.
+* **the quickstart-style run**: the first 60 GSM8K test records as they are (``question`` +
+  ``answer``) and the first 60 MMLU-Redux ``abstract_algebra`` records through the README's own
+  ``--template``, with the shipped pool. Reference labels: ``benchmarks/data/quickstart-references.jsonl``
+  (written for this benchmark: GSM8K school_math / math_word_problem / arithmetic / number; the
+  abstract-algebra items option_letter and school_math, the "Statement 1 | ..." and definition
+  items knowledge_recall / factual_recall, the computations math_problem with their operation).
+  It also plants a GSM8K drop (MMLU unchanged) and prints the slice report's findings: a labeler
+  that calls GSM8K items multiple choice makes ``output_constraint=option_letter`` a finding.
+
+Without ``--unseen`` it runs configurations on the 70 dev samples leave-one-out (an item never sees
+its own, or an identical, text in its examples), plus a retrieval-only row (majority label of the 4
+nearest pool items, no LLM).
+
+    python benchmarks/label_quality.py --unseen [--limit N]
     python benchmarks/label_quality.py [--configs default,knn] [--limit N]
 """
 
@@ -20,6 +35,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT.parent / "shared" / "data" / "dev-labels.jsonl"
+BENCH = ROOT.parent / "shared" / "data" / "bench"
+QUICKSTART_REFS = ROOT / "benchmarks" / "data" / "quickstart-references.jsonl"
+README_TEMPLATE = '{{ question }}{% for c in choices %}\n{{ "ABCDEFGHIJ"[loop.index0] }}. {{ c }}{% endfor %}'
+TARGETS = {"background": 0.7, "task_type": 0.8, "solving_operation": 0.7, "output_constraint": 0.9}
 
 from annotator import label  # noqa: E402
 from annotator.evaluation import evaluate  # noqa: E402
@@ -57,11 +76,126 @@ def knn_only(records: list[dict], dims, k: int = 4) -> list[dict]:
     return rows
 
 
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return path
+
+
+def _row(name: str, report, rate: float | None) -> str:
+    acc = {d.dimension: d.accuracy for d in report.dimensions}
+    cells = " | ".join(f"{acc[d]:.2f}" for d in TARGETS)
+    return f"| {name} | {cells} | {'-' if rate is None else f'{rate:.2f}'} |"
+
+
+def _table(title: str, n: int, rows: list[str], majority) -> None:
+    print(f"\n### {title} ({n} items)\n")
+    print("| labeler | " + " | ".join(TARGETS) + " | items/s |")
+    print("|---" * (len(TARGETS) + 2) + "|")
+    print("| majority-class baseline | " + " | ".join(f"{majority[d]:.2f}" for d in TARGETS) + " | - |")
+    for row in rows:
+        print(row)
+    print("| target (unseen) | " + " | ".join(f">= {TARGETS[d]:.1f}" for d in TARGETS) + " | |")
+
+
+def leave_one_benchmark_out(records: list[dict], dims, tmp: Path, evidence: bool) -> tuple[Path, float]:
+    """Label every dev benchmark with a pool holding no sample of its own benchmark."""
+    out_rows: list[dict] = []
+    started = time.perf_counter()
+    for bench in sorted({r["benchmark"] for r in records}):
+        pool = _write(tmp / f"pool-{bench}.jsonl", [r for r in records if r["benchmark"] != bench])
+        items = [{"id": r["id"], "text": r["text"], "subset": r.get("subset") or ""}
+                 for r in records if r["benchmark"] == bench]
+        df = label(items, id_field="id", text_field="text", source=bench, fewshot_pool=str(pool),
+                   cache_dir=str(tmp / "cache"), evidence=evidence)
+        out_rows += df[["id", "status", *[d.id for d in dims], "flags"]].to_dict("records")
+    for r in out_rows:
+        r["solving_operation"] = list(r["solving_operation"]) if r["status"] == "ok" else None
+    rate = len(records) / (time.perf_counter() - started)
+    return _write(tmp / f"lobo-{evidence}.jsonl", out_rows), rate
+
+
+def quickstart_style(tmp: Path, evidence: bool, limit: int) -> tuple[Path, float]:
+    """60 GSM8K test records as they are + 60 MMLU-Redux abstract_algebra through the README's template."""
+    gsm = [json.loads(line) for line in (BENCH / "gsm8k" / "test.jsonl").read_text().splitlines()[:limit]]
+    mmlu = []
+    for line in (BENCH / "mmlu" / "mmlu_redux_all.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if rec["subject"] == "abstract_algebra" and len(mmlu) < limit:
+            mmlu.append(rec)
+    started = time.perf_counter()
+    a = label(gsm, source="gsm8k", cache_dir=str(tmp / "cache"), evidence=evidence)
+    b = label(mmlu, template=README_TEMPLATE, source="mmlu_redux", cache_dir=str(tmp / "cache"), evidence=evidence)
+    rate = (len(gsm) + len(mmlu)) / (time.perf_counter() - started)
+    rows = []
+    for df in (a, b):
+        for r in df.to_dict("records"):
+            rows.append({"id": r["id"], "source": r["source"], "status": r["status"], "text": r["text"],
+                         **{k: r[k] for k in TARGETS}, "solving_operation": list(r["solving_operation"])
+                         if r["status"] == "ok" else None, "flags": r["flags"]})
+    return _write(tmp / f"quickstart-{evidence}.jsonl", rows), rate
+
+
+def planted_drop(labels: Path, tmp: Path) -> list[str]:
+    """GSM8K falls from 70% to 30% correct, MMLU stays at 70%: the report's findings, first first."""
+    from annotator.diagnosis.report import analyse
+
+    rows = [json.loads(line) for line in labels.read_text().splitlines()]
+    before, now = [], []
+    for i, r in enumerate(rows):
+        hit = (i * 7) % 10 < 7
+        before.append({"id": r["id"], "correct": int(hit)})
+        now.append({"id": r["id"], "correct": int(hit if r["source"] != "gsm8k" else (i * 3) % 10 < 3)})
+    report, _ = analyse(labels, [_write(tmp / "now.jsonl", now)], baseline=[_write(tmp / "before.jsonl", before)],
+                        allow_unreviewed=True)
+    return [f"{f.verdict} {f.slice}" for f in report.findings]
+
+
+def unseen(limit: int) -> None:
+    records = [json.loads(line) for line in DEV.read_text().splitlines() if line.strip()]
+    dims = load_taxonomy().dimensions("eval")
+    print("label quality of the embedded default (bundled SmolLM2-135M-Instruct Q4_1) on benchmarks it has not "
+          "seen; before = --no-evidence")
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        ref = _write(tmp / "dev-ref.jsonl", records)
+        lines, majority = [], None
+        for evidence in (False, True):
+            out, rate = leave_one_benchmark_out(records, dims, tmp, evidence)
+            report = evaluate(out, ref, dims)
+            majority = {d.dimension: d.majority_baseline for d in report.dimensions}
+            lines.append(_row("embedded default, " + ("with evidence" if evidence else "before (--no-evidence)"),
+                              report, rate))
+            if evidence:
+                detail = report.text()
+        _table("leave-one-benchmark-out over the dev labels", len(records), lines, majority)
+        print("\n" + detail)
+        lines = []
+        drops = {}
+        for evidence in (False, True):
+            out, rate = quickstart_style(tmp, evidence, limit or 60)
+            report = evaluate(out, QUICKSTART_REFS, dims)
+            majority = {d.dimension: d.majority_baseline for d in report.dimensions}
+            lines.append(_row("embedded default, " + ("with evidence" if evidence else "before (--no-evidence)"),
+                              report, rate))
+            drops[evidence] = planted_drop(out, tmp)
+            if evidence:
+                detail = report.text()
+        _table("quickstart-style: 60 GSM8K + 60 MMLU-Redux abstract_algebra", 2 * (limit or 60), lines, majority)
+        print("\n" + detail)
+        for evidence, found in drops.items():
+            print(f"\nplanted GSM8K drop, labels {'with evidence' if evidence else 'before (--no-evidence)'}: "
+                  + ("; ".join(found[:4]) or "no finding"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default="default,knn", help=f"comma-separated: {', '.join(CONFIGS)}, knn")
-    parser.add_argument("--limit", type=int, default=0, help="first N items only (0 = all 70)")
+    parser.add_argument("--limit", type=int, default=0, help="first N items only (0 = all 70; --unseen: 60 each)")
+    parser.add_argument("--unseen", action="store_true", help="benchmarks the default has not seen (see above)")
     args = parser.parse_args()
+    if args.unseen:
+        unseen(args.limit)
+        return
     if not DEV.exists():
         sys.exit(f"{DEV} not found: this benchmark reads the shared dev labels")
     records = [json.loads(line) for line in DEV.read_text().splitlines() if line.strip()]

@@ -360,3 +360,20 @@ def test_queue_text_reads_right_and_guidelines_go_to_the_working_directory(tmp_p
     assert model_name("127.0.0.1:8000:my-model") == "my-model" and model_name("openai:gpt-4o") == "gpt-4o"
     monkeypatch.chdir(tmp_path)
     assert guidelines_dir() == tmp_path / "review"  # never the package's own checkout
+
+
+def test_rows_their_record_or_subset_doubts_are_reviewed_first():
+    """An answer re-asked against its record, or unlike its subset, goes before every unsure row."""
+    from annotator.review.push import plan, queue_text
+
+    unsure = plan({"id": "u", **{f"{d.id}_confidence": 0.1 for d in DIMS}}, DIMS, 0.0)
+    outlier = plan({"id": "o", "flags": "subset outlier: task_type logical_puzzle, but 8 of 10 in sub/algebra are "
+                    "math_problem", **{f"{d.id}_confidence": 0.9 for d in DIMS}}, DIMS, 0.0)
+    reasked = plan({"id": "r", "flags": "task_type_confidence 2 clipped; evidence: output_constraint option_letter "
+                    "contradicts the record (...); re-asked within it"}, DIMS, 0.0)
+    clipped = plan({"id": "c", "flags": "task_type_confidence 2 clipped", **{f"{d.id}_confidence": 0.9
+                                                                              for d in DIMS}}, DIMS, 0.0)
+    assert outlier["priority"] > unsure["priority"] and reasked["priority"] > unsure["priority"]
+    assert clipped["priority"] < 1  # a repaired confidence alone is no doubt about the labels
+    assert queue_text(outlier, DIMS).startswith("**Priority") and "flagged: subset outlier" in queue_text(outlier, DIMS)
+    assert reasked["flagged"].startswith("evidence:") and "clipped" not in reasked["flagged"]

@@ -82,7 +82,8 @@ def plan(row: dict[str, Any], dims: list[Dimension], audit_fraction: float) -> d
     certain = min(lowest, agreement if agreement is not None else 1.0)
     audit = certain >= CONFIDENT and _in_audit(str(row["id"]), audit_fraction)
     priority = 2.0 - certain if certain < CONFIDENT else (1.0 if audit else 1.0 - certain)
-    if row.get("disagreement"):  # several models labeled it and differ: first in the queue
+    doubt = doubtful(row.get("flags"))
+    if row.get("disagreement") or doubt:  # models differ, the record contradicted it, or its subset: first
         priority = 3.0 - certain
     meta: dict[str, Any] = {f"{d}_confidence": c for d, c in confs.items() if c is not None}
     meta.update({"priority": round(priority, 4), "audit": "yes" if audit else "no",
@@ -93,7 +94,17 @@ def plan(row: dict[str, Any], dims: list[Dimension], audit_fraction: float) -> d
         meta["disagreement"] = str(row["disagreement"])
     if row.get("subset") not in (None, ""):
         meta["subset"] = str(row["subset"])
+    if doubt:
+        meta["flagged"] = doubt
     return meta
+
+
+DOUBT_FLAGS = ("evidence:", "subset outlier:", "subset majority:")
+
+
+def doubtful(flags: Any) -> str:
+    """The flags that put a row first in review: re-asked against its record, unlike its subset."""
+    return "; ".join(f for f in str(flags or "").split("; ") if f.startswith(DOUBT_FLAGS))
 
 
 def model_name(labeler: str) -> str:
@@ -119,6 +130,8 @@ def queue_text(meta: dict[str, Any], dims: list[Dimension]) -> str:
         why += f" · vote agreement {meta['agreement']:.2f}"
     if meta.get("disagreement"):
         why = f"models disagree on **{meta['disagreement']}** · " + why
+    if meta.get("flagged"):
+        why = f"flagged: {meta['flagged']} · " + why
     audit = " · **audit sample**" if meta["audit"] == "yes" else ""
     first = "above 1: reviewed first" if meta["priority"] > 1.0 else "1 or below: after the unsure ones"
     return f"**Priority {meta['priority']:.2f}** ({first}) · {why}{audit}"
