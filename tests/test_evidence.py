@@ -22,9 +22,9 @@ MMLU_TEMPLATE = "{{ question }}\n{% for c in choices %}{{ 'ABCDEFGHIJ'[loop.inde
 TAXONOMY = load_taxonomy()
 
 
-def found(name, spec=SourceSpec(), **kwargs):
+def found(name, spec=None, **kwargs):
     reader = Evidence(TAXONOMY.kinds["eval"].evidence, TAXONOMY.dimensions("eval"), **kwargs)
-    return [reader(item) for item in read_items([RECORDS / name], spec)]
+    return [reader(item) for item in read_items([RECORDS / name], spec or SourceSpec())]
 
 
 @pytest.mark.parametrize(("name", "spec", "admitted"), [
@@ -107,20 +107,21 @@ def test_an_answer_the_record_contradicts_is_reasked_within_it_and_flagged(llm, 
     flagged = df[df["flags"].fillna("").str.contains("evidence:")]
     assert len(flagged) == 1 and janet in flagged.text.iloc[0]
     assert "output_constraint option_letter contradicts the record" in flagged["flags"].iloc[0]
-    assert summary["reasked_by_evidence"] == 1 and summary["requests"] == 4  # 3 items + 1 re-ask
+    assert summary["reasked_by_evidence"] == 1 and summary["requests"] == 21  # 20 items + 1 re-ask
     assert "1 answers contradicted by their record" in output
     log = llm.log()
-    assert all("What the record shows" in e["user"] for e in log)
+    assert all("What the record shows" in e["tail"] and "answer field 'answer' is a number" in e["tail"] for e in log)
     # a rerun answers everything from the cache, the contradicted answer included, and flags it again
     llm.reset()
     again, summary2, _ = run(llm, tmp_path, [gsm], out="again.parquet")
-    assert llm.log() == [] and summary2["cached"] == 3
-    assert list(again["flags"].fillna("")) == list(df["flags"].fillna("")) and (again.output_constraint == "number").all()
+    assert llm.log() == [] and summary2["cached"] == 20
+    assert list(again["flags"].fillna("")) == list(df["flags"].fillna(""))
+    assert (again.output_constraint == "number").all()
 
 
 def test_no_evidence_sends_the_text_alone(llm, tmp_path):
     df, _, _ = run(llm, tmp_path, [RECORDS / "gsm8k.jsonl"], "--no-evidence")
-    assert df.evidence.isna().all() and not any("What the record shows" in e["user"] for e in llm.log())
+    assert df.evidence.isna().all() and not any("What the record shows" in e["tail"] for e in llm.log())
 
 
 def subset_file(tmp_path, n_major, n_minor):
@@ -143,7 +144,8 @@ def test_outliers_of_a_subset_are_flagged_and_on_request_take_its_majority(llm, 
     assert summary["subset_uniformity"]["sub/algebra"]["task_type"] == {"majority": "math_problem", "share": 0.8,
                                                                          "n": 10}
     assert "2 unlike their subset" in output
-    taken, summary, _ = run(llm, tmp_path, [path], "--text-field", "question", "--id-field", "id", "--subset-majority", out="t.parquet")
+    taken, summary, _ = run(llm, tmp_path, [path], "--text-field", "question", "--id-field", "id",
+                            "--subset-majority", out="t.parquet")
     assert (taken.task_type == "math_problem").all() and summary["subset_majority_taken"] == 2
     changed = taken.set_index("id").loc[["r8", "r9"]]
     assert changed["flags"].str.contains("subset majority: task_type logical_puzzle -> math_problem").all()

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.local_llm, pytest.mark.timeout(900)]
 
 
 def llama_servers() -> dict[int, int]:
-    """pid -> parent pid of every running llama_cpp.server process."""
+    """pid -> parent pid of every running embedded server (``python -m annotator.local``) process."""
     out = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -34,7 +34,7 @@ def llama_servers() -> dict[int, int]:
             stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if b"llama_cpp.server" in cmd:
+        if b"annotator.local" in cmd and b"--model" in cmd:
             out[int(proc.name)] = int(stat[1])
     return out
 
