@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from annotator.atomic import atomic_path
-from annotator.errors import ConfigError
+from annotator.errors import ConfigError, OutputError
 from annotator.resources import resource_path
 
 CHARS_PER_TOKEN = 4.0
@@ -181,9 +181,16 @@ class Summary(Counters):
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON to ``path`` via a temporary file and rename (never half-written)."""
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(payload, fh, indent=2, ensure_ascii=False, default=str)
+    """Write JSON to ``path`` via a temporary file and rename (never half-written).
+
+    Raises:
+        OutputError: the file cannot be written (a full disk, a read-only folder), naming it.
+    """
+    try:
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(payload, fh, indent=2, ensure_ascii=False, default=str)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
 def run_cost(price: Price | None, counters: Counters, batches: Any) -> float | None:

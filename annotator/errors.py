@@ -28,6 +28,10 @@ class InputError(AnnotatorError):
     """An input file or record is unusable; the message names file, line/record and field."""
 
 
+class OutputError(AnnotatorError):
+    """An output could not be written (a full disk, a read-only folder); the message names the path."""
+
+
 class BadRecordsError(InputError):
     """One or more input records are bad and ``--on-bad-record error`` is in force.
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from annotator.atomic import atomic_path
+from annotator.errors import OutputError
 from annotator.records import Annotation, Reject
 from annotator.taxonomy import Dimension
 
@@ -107,10 +109,21 @@ def _field_array(values: list[Any]) -> pa.Array:
         return pa.array([None if v is None else json.dumps(v, ensure_ascii=False, default=str) for v in values])
 
 
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """A failed write (a full disk, a read-only folder) as an :class:`OutputError` naming the table."""
+    try:
+        yield
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise OutputError(f"{path}: cannot write the labels table: {why}. Every answer so far is in the answer "
+                          "cache: free space (or pick another -o) and rerun; nothing answered is asked again") from None
+
+
 def write_table(table: pa.Table, path: str | Path) -> Path:
     """Write Parquet (or JSONL for ``*.jsonl``) atomically: temp file in place, then rename."""
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with _writing(path), atomic_path(path) as tmp:
         if path.suffix.lower() in {".jsonl", ".ndjson"}:
             with open(tmp, "w", encoding="utf-8") as fh:
                 for row in table.to_pylist():
@@ -143,9 +156,10 @@ class TableWriter:
     def _flush(self) -> None:
         if not self._rows:
             return
-        self.parts.mkdir(parents=True, exist_ok=True)
         part = self.parts / f"part-{len(self._written):05d}.parquet"
-        pq.write_table(to_table(self._rows, **self._table_args), part)
+        with _writing(self.path):
+            self.parts.mkdir(parents=True, exist_ok=True)
+            pq.write_table(to_table(self._rows, **self._table_args), part)
         self._written.append(part)
         self._rows = []
 
@@ -159,7 +173,8 @@ class TableWriter:
         self._flush()
         if not self._written:
             write_table(to_table([], **self._table_args), self.path)
-        else:
+            return self.path
+        with _writing(self.path):
             schema = _unified([pq.read_schema(p) for p in self._written])
             jsonl = self.path.suffix.lower() in {".jsonl", ".ndjson"}
             with atomic_path(self.path) as tmp:

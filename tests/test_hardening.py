@@ -3,11 +3,14 @@
 import fcntl
 import json
 import os
+import random
 import stat
+import subprocess
 import warnings
 
 import diskcache
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 from conftest import FIXTURES, write_jsonl
 
@@ -284,3 +287,30 @@ def test_the_same_text_under_several_ids_is_asked_once(llm, tmp_path):
     df = pd.read_parquet(tmp_path / "o.parquet")
     assert len(df) == 12 and (df.status == "ok").all() and df.id.is_unique
     assert len(llm.log()) == 3
+
+
+def test_a_full_disk_mid_run_ends_in_a_clear_error_and_the_rerun_pays_nothing(llm, tmp_path):
+    """The output folder fills up while the run writes: an error naming the table, not a pyarrow traceback."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.decode().strip()}")
+    try:
+        rng = random.Random(1)  # random words: Parquet cannot compress them below the 64 kB disk
+        rows = [{"id": f"x{i}", "text": " ".join("".join(rng.choice("abcdefghij") for _ in range(6))
+                                                 for _ in range(150))} for i in range(200)]
+        path = write_jsonl(tmp_path / "in.jsonl", rows)
+        args = ["label", str(path), "-o", str(disk / "out.parquet"), "--id-field", "id", "--base-url", llm.url,
+                "--model", "m", "--mode", "json_schema", "--cache-dir", str(tmp_path / "cache")]
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 2, res.output
+        assert f"{disk / 'out.parquet'}: cannot write the labels table" in res.output
+        assert "No space left on device" in res.output and "Traceback" not in res.output
+        assert len(llm.log()) == 200 and not list(disk.iterdir())  # paid once; no half-written parts left
+        llm.reset()
+        args[3] = str(tmp_path / "out.parquet")  # room now: every answer comes from the cache
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 0 and llm.log() == [] and len(pd.read_parquet(tmp_path / "out.parquet")) == 200
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
