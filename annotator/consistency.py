@@ -7,8 +7,9 @@ labels table is committed, :meth:`SubsetConsistency.revise` sees every row once 
 differs from a clear majority of its subset (at least ``clear_majority`` of at least ``min_items``
 labeled items) is flagged (``subset outlier: ...``) or, with ``take_majority`` (the embedded
 default, or ``--subset-majority``), replaced by the majority and flagged (``subset majority: ...``),
-so one run's outliers do not become slices of their own. A row whose record decides the dimension
-(its ``evidence`` admits the label it has) is left alone: the record outranks its neighbours.
+so one run's outliers do not become slices of their own. A row whose record rules the subset's
+label out (its ``evidence`` admits the row's label but not the majority's) is left alone: the
+record outranks its neighbours.
 """
 
 from __future__ import annotations
@@ -79,10 +80,13 @@ class SubsetConsistency:
         for dim in self.rules.dimensions:
             found = self.majority(source, subset, dim)
             label = row.get(dim)
-            if found is None or label == found[0] or label in evidence.get(dim, ()):
+            if found is None or label == found[0]:
                 continue
             top, count, n = found
-            if self.take_majority and top in evidence.get(dim, [top]):
+            admitted = evidence.get(dim)
+            if admitted is not None and label in admitted and top not in admitted:
+                continue  # the record rules the subset's label out: it decides
+            if self.take_majority:
                 row[dim] = top
                 if f"{dim}_confidence" in row:
                     row[f"{dim}_confidence"] = None  # the model's confidence was in another label

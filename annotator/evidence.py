@@ -86,13 +86,14 @@ class Evidence:
             value = _as_text(fields[answer_field])
             shape, shown = self._shape(value, choices)
             if shape is not None:
-                admitted.update(shape.admits)
+                admitted.update(self._allowed(shape.admits, shape.excludes))
                 said.append(f"answer field {answer_field!r} is {shape.says} ({_short(shown)})")
         seen = {cue.id for cue, pattern in self._cues
                 if len(pattern.findall(item.text)) >= cue.min_matches or (cue.or_choices and choices > 1)
                 or any(_present(fields.get(f)) for f in cue.or_fields)}
         for cue, _ in self._cues:  # cues that are there decide first, then the absent ones exclude
-            if cue.id in seen and (open_dims := {d: v for d, v in cue.admits.items() if d not in admitted}):
+            allowed = self._allowed(cue.admits, cue.excludes)
+            if cue.id in seen and (open_dims := {d: v for d, v in allowed.items() if d not in admitted}):
                 admitted.update(open_dims)
                 said.append(f"the item shows {cue.says}")
         for cue, _ in self._cues:
@@ -105,6 +106,14 @@ class Evidence:
             said.append(f"{dim} must be {' or '.join(labels)}" if len(labels) <= 3
                         else f"{dim} is not {' or '.join(lab for lab in self.labels[dim] if lab not in labels)}")
         return Found(subset=subset, admitted=admitted, said=tuple(said))
+
+    def _allowed(self, admits: dict[str, list[str]], excludes: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Admitted labels per dimension: those named, or all but the excluded ones."""
+        out = dict(admits)
+        for dim, out_labels in excludes.items():
+            if dim not in out:
+                out[dim] = [lab for lab in self.labels[dim] if lab not in out_labels]
+        return out
 
     def _choices(self, fields: dict[str, Any]) -> int:
         """How many choices the record lists (ARC's ``{"text": [...], "label": [...]}`` too)."""

@@ -80,6 +80,7 @@ class Shape(_Strict):
         or_choices: text cues only: a record that lists choices shows the cue too.
         or_fields: text cues only: a record that has one of these fields shows the cue too.
         admits: dimension -> the only labels it allows (single-label dimensions).
+        excludes: dimension -> labels it rules out (the dimension's other labels stay admitted).
         absent_excludes: text cues only: dimension -> labels ruled out when the cue is absent.
     """
 
@@ -92,6 +93,7 @@ class Shape(_Strict):
     or_choices: bool = False
     or_fields: list[str] = Field(default_factory=list)
     admits: dict[str, list[str]] = Field(default_factory=dict)
+    excludes: dict[str, list[str]] = Field(default_factory=dict)
     absent_excludes: dict[str, list[str]] = Field(default_factory=dict)
 
 
@@ -314,7 +316,8 @@ def _check_evidence(spec: KindSpec, where: str) -> list[str]:
                     re.compile(pattern)
                 except re.error as exc:
                     problems.append(f"{at}.{name}: not a valid regular expression: {exc}")
-            for field_name, table in (("admits", shape.admits), ("absent_excludes", shape.absent_excludes)):
+            for field_name, table in (("admits", shape.admits), ("excludes", shape.excludes),
+                                      ("absent_excludes", shape.absent_excludes)):
                 for dim_id, labels in table.items():
                     dim = dims.get(dim_id)
                     if dim is None or dim.multi:
