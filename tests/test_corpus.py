@@ -53,7 +53,7 @@ def rows(out_dir):
     return pd.concat(frames).sort_values("id").reset_index(drop=True)
 
 
-def test_sample_is_stratified_seeded_and_one_pass(tmp_path):
+def test_sample_is_stratified_seeded_and_reads_back_the_chosen_documents(tmp_path):
     shards = make_shards(tmp_path / "shards")
     res = run("shards", "sample", shards, "-n", 60, "-o", tmp_path / "s.jsonl", "--seed", 7)
     assert res.exit_code == 0, res.output
@@ -69,6 +69,12 @@ def test_sample_is_stratified_seeded_and_one_pass(tmp_path):
     run("shards", "sample", shards, "-n", 60, "-o", tmp_path / "s3.jsonl", "--seed", 8)
     assert read(tmp_path / "s3.jsonl") != sample
     assert {"id", "text", "source", "shard", "metadata"} <= set(sample[0])
+    # the reservoirs hold places; the second pass reads each chosen document back whole, from its own shard
+    from annotator.corpus.shards import Doc, read_shard
+
+    for rec in sample[:12]:
+        doc = next(d for d in read_shard(Path(rec["shard"])) if isinstance(d, Doc) and d.id == rec["id"])
+        assert doc.text == rec["text"] and (doc.source or "") in (rec["source"], "")
 
 
 def test_distill_writes_a_model_card_and_ignores_failed_rows(tmp_path, model_dir):

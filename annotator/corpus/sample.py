@@ -1,10 +1,12 @@
 """``annotator shards sample``: a seeded sample across shards for the LLM teacher, in one pass.
 
 Documents are stratified by ``source`` (top level or ``metadata.source``), else by shard file.
-Each stratum keeps a uniform reservoir (Algorithm R, seeded) of up to ``n`` documents while the
-shards stream by; at the end the ``n`` places are shared out in proportion to the strata's sizes
-(largest remainder, at least one per stratum while places last), and each stratum contributes
-that many documents from its reservoir. Memory holds the reservoirs, never the shards. The
+Each stratum keeps a uniform reservoir (Algorithm R, seeded) of up to ``n`` document *places*
+(shard and line, not the documents) while the shards stream by; at the end the ``n`` places are
+shared out in proportion to the strata's sizes (largest remainder, at least one per stratum while
+places last), each stratum contributes that many places from its reservoir, and a second pass
+reads only the shards holding a chosen place, keeping only the chosen documents. Memory holds
+``n`` places per stratum and the ``n`` chosen documents, never a stratum's documents. The
 output JSONL (``id``, ``text``, ``source``, ``shard``, ``metadata``) goes straight into
 ``annotator label SAMPLE.jsonl --kind corpus --id-field id``.
 """
@@ -64,7 +66,7 @@ def sample_shards(inputs: list[str | Path], n: int, output: str | Path, *, seed:
         raise InputError("-n must be at least 1")
     shards = list_shards(inputs)
     rng = random.Random(seed)
-    reservoirs: dict[str, list[tuple[Doc, str]]] = {}
+    reservoirs: dict[str, list[tuple[str, int]]] = {}  # stratum -> places (shard, line), not documents
     seen: dict[str, int] = {}
     skipped, failed, total = 0, {}, 0
     for shard in shards:
@@ -79,22 +81,22 @@ def sample_shards(inputs: list[str | Path], n: int, output: str | Path, *, seed:
                 total += 1
                 bucket = reservoirs.setdefault(key, [])
                 if len(bucket) < n:
-                    bucket.append((rec, str(shard)))
+                    bucket.append((str(shard), rec.line))
                 else:
                     j = rng.randrange(count)
                     if j < n:
-                        bucket[j] = (rec, str(shard))
+                        bucket[j] = (str(shard), rec.line)
         except ShardError as exc:
             failed[str(shard)] = str(exc)
     if not total:
         raise InputError(f"no readable documents in {len(shards)} shard(s)" + (f": {failed}" if failed else ""))
     quota = allocate(seen, n)
-    picked: list[dict[str, Any]] = []
-    for key in sorted(reservoirs):
-        bucket = reservoirs[key]
-        chosen = rng.sample(bucket, min(quota[key], len(bucket)))
-        picked += [{"id": d.id, "text": d.text, "source": d.source or key, "shard": shard, "metadata": d.metadata}
-                   for d, shard in sorted(chosen, key=lambda pair: (pair[1], pair[0].line))]
+    chosen = {key: sorted(rng.sample(bucket, min(quota[key], len(bucket))))
+              for key, bucket in sorted(reservoirs.items())}
+    docs = _fetch({place for places in chosen.values() for place in places}, shards)
+    picked: list[dict[str, Any]] = [
+        {"id": d.id, "text": d.text, "source": d.source or key, "shard": shard, "metadata": d.metadata}
+        for key, places in chosen.items() for shard, line in places for d in [docs[(shard, line)]]]
     out = Path(output)
     with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         for rec in picked:
@@ -102,3 +104,16 @@ def sample_shards(inputs: list[str | Path], n: int, output: str | Path, *, seed:
     strata = {k: {"documents": seen[k], "sampled": quota[k]} for k in sorted(seen)}
     return SampleResult(output=str(out), shards=len(shards), documents=total, sampled=len(picked), strata=strata,
                         skipped_records=skipped, failed_shards=failed)
+
+
+def _fetch(places: set[tuple[str, int]], shards: list[Path]) -> dict[tuple[str, int], Doc]:
+    """The documents at the chosen places: a second pass over only the shards that hold one."""
+    out: dict[tuple[str, int], Doc] = {}
+    wanted = {shard for shard, _ in places}
+    for shard in shards:
+        if str(shard) not in wanted:
+            continue
+        for rec in read_shard(shard):
+            if isinstance(rec, Doc) and (str(shard), rec.line) in places:
+                out[(str(shard), rec.line)] = rec
+    return out
