@@ -116,9 +116,11 @@ def leave_one_benchmark_out(records: list[dict], dims, tmp: Path, evidence: bool
 
 def quickstart_style(tmp: Path, evidence: bool, limit: int) -> tuple[Path, float]:
     """60 GSM8K test records as they are + 60 MMLU-Redux abstract_algebra through the README's template."""
-    gsm = [json.loads(line) for line in (BENCH / "gsm8k" / "test.jsonl").read_text().splitlines()[:limit]]
+    gsm = [json.loads(line) for line in (BENCH / "gsm8k" / "test.jsonl").read_text().split("\n")[:limit]]
     mmlu = []
-    for line in (BENCH / "mmlu" / "mmlu_redux_all.jsonl").read_text().splitlines():
+    for line in (BENCH / "mmlu" / "mmlu_redux_all.jsonl").read_text().split("\n"):  # texts hold U+2028
+        if not line.strip():
+            continue
         rec = json.loads(line)
         if rec["subject"] == "abstract_algebra" and len(mmlu) < limit:
             mmlu.append(rec)
@@ -150,7 +152,7 @@ def planted_drop(labels: Path, tmp: Path) -> list[str]:
     return [f"{f.verdict} {f.slice}" for f in report.findings]
 
 
-def unseen(limit: int) -> None:
+def unseen(limit: int, runs: str = "lobo,quickstart") -> None:
     records = [json.loads(line) for line in DEV.read_text().splitlines() if line.strip()]
     dims = load_taxonomy().dimensions("eval")
     print("label quality of the embedded default (bundled SmolLM2-135M-Instruct Q4_1) on benchmarks it has not "
@@ -159,7 +161,7 @@ def unseen(limit: int) -> None:
         tmp = Path(tmp_name)
         ref = _write(tmp / "dev-ref.jsonl", records)
         lines, majority = [], None
-        for evidence in (False, True):
+        for evidence in (False, True) if "lobo" in runs else ():
             out, rate = leave_one_benchmark_out(records, dims, tmp, evidence)
             report = evaluate(out, ref, dims)
             majority = {d.dimension: d.majority_baseline for d in report.dimensions}
@@ -167,11 +169,12 @@ def unseen(limit: int) -> None:
                               report, rate))
             if evidence:
                 detail = report.text()
-        _table("leave-one-benchmark-out over the dev labels", len(records), lines, majority)
-        print("\n" + detail)
+        if "lobo" in runs:
+            _table("leave-one-benchmark-out over the dev labels", len(records), lines, majority)
+            print("\n" + detail)
         lines = []
         drops = {}
-        for evidence in (False, True):
+        for evidence in (False, True) if "quickstart" in runs else ():
             out, rate = quickstart_style(tmp, evidence, limit or 60)
             report = evaluate(out, QUICKSTART_REFS, dims)
             majority = {d.dimension: d.majority_baseline for d in report.dimensions}
@@ -180,6 +183,8 @@ def unseen(limit: int) -> None:
             drops[evidence] = planted_drop(out, tmp)
             if evidence:
                 detail = report.text()
+        if "quickstart" not in runs:
+            return
         _table("quickstart-style: 60 GSM8K + 60 MMLU-Redux abstract_algebra", 2 * (limit or 60), lines, majority)
         print("\n" + detail)
         for evidence, found in drops.items():
@@ -192,9 +197,10 @@ def main() -> None:
     parser.add_argument("--configs", default="default,knn", help=f"comma-separated: {', '.join(CONFIGS)}, knn")
     parser.add_argument("--limit", type=int, default=0, help="first N items only (0 = all 70; --unseen: 60 each)")
     parser.add_argument("--unseen", action="store_true", help="benchmarks the default has not seen (see above)")
+    parser.add_argument("--runs", default="lobo,quickstart", help="with --unseen: which runs (lobo, quickstart)")
     args = parser.parse_args()
     if args.unseen:
-        unseen(args.limit)
+        unseen(args.limit, args.runs)
         return
     if not DEV.exists():
         sys.exit(f"{DEV} not found: this benchmark reads the shared dev labels")
