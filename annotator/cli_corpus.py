@@ -24,7 +24,7 @@ def shards_group() -> None:
               help="Strata: the documents' source (else their shard), or the shard file.")
 @errors_to_messages
 def sample_cmd(inputs: tuple[str, ...], n: int, output: str, seed: int, stratify: str) -> None:
-    """Draw a seeded, stratified sample of documents from INPUTS (one streaming pass)."""
+    """Draw a seeded, stratified sample of documents from INPUTS (in flat memory)."""
     from annotator.corpus.sample import sample_shards
 
     res = sample_shards(list(inputs), n, output, seed=seed, stratify=stratify)

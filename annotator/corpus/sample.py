@@ -1,4 +1,4 @@
-"""``annotator shards sample``: a seeded sample across shards for the LLM teacher, in one pass.
+"""``annotator shards sample``: a seeded sample across shards for the LLM teacher, in flat memory.
 
 Documents are stratified by ``source`` (top level or ``metadata.source``), else by shard file.
 Each stratum keeps a uniform reservoir (Algorithm R, seeded) of up to ``n`` document *places*
