@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from annotator.records import Annotation
@@ -67,6 +68,18 @@ class SubsetConsistency:
         if n < self.rules.min_items or count / n < self.rules.clear_majority:
             return None
         return label, count, n
+
+    def reviser(self) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+        """:meth:`revise`, or None when no subset has a clear majority that some of its rows lack.
+
+        Then the commit joins the parts as they are, without a pass over every row in Python.
+        """
+        for (source, subset), dims in self.counts.items():
+            for dim in dims:
+                found = self.majority(source, subset, dim)
+                if found is not None and found[1] < found[2]:
+                    return self.revise
+        return None
 
     def revise(self, row: dict[str, Any]) -> dict[str, Any]:
         """One labels-table row, flagged or given its subset's majority where it is an outlier."""

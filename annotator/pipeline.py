@@ -207,7 +207,7 @@ def _run_one(
                     if consistency is not None:
                         consistency.observe(annotation)
                     writer.add(annotation)
-                summary.output = str(writer.commit(revise=consistency.revise if consistency else None))
+                summary.output = str(writer.commit(revise=consistency.reviser() if consistency else None))
                 if consistency is not None:
                     summary.subset_outliers, summary.subset_majority_taken = consistency.outliers, consistency.taken
                     summary.subset_uniformity = consistency.uniformity()
