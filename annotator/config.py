@@ -156,3 +156,27 @@ def effective(settings: Settings) -> Settings:
 def api_key(settings: Settings) -> str | None:
     """The API key from the environment variable the settings name (None if unset)."""
     return os.environ.get(settings.api_key_env) or None
+
+
+# Locate the data directories (``schemas/``, ``prompts/``) shipped with the package.
+#
+# A wheel carries them under ``annotator/_data/``; an editable install or a source checkout
+# reads them from the repository root.
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def resource_path(name: str) -> Path:
+    """Return the directory ``name`` (``schemas`` or ``prompts``) of this installation."""
+    bundled = _PACKAGE / "_data" / name
+    if bundled.is_dir():
+        return bundled
+    return _PACKAGE.parent / name
+
+
+def guidelines_dir() -> Path:
+    """Where ``review push`` writes reviewer guidelines by default: ``./review`` in the working directory.
+
+    Never the package's own checkout or installation, wherever the command is run from.
+    """
+    return Path.cwd() / "review"

@@ -2,7 +2,8 @@
 
 ``Item`` is one input unit (an eval sample or a corpus document); ``Annotation`` is one labeled
 (or failed) item; ``Reject`` is an input record that could not become an item. Dimensions are
-taxonomy data, so labels are keyed by dimension id.
+taxonomy data, so labels are keyed by dimension id. ``ReviewStatus`` / ``PASSING`` are the review's
+vocabulary, which labeling (few-shot pools), corpus (teachers) and the gate share.
 """
 
 from __future__ import annotations
@@ -14,6 +15,17 @@ from pydantic import BaseModel, ConfigDict, Field
 Kind = Literal["eval", "corpus"]
 Status = Literal["ok", "failed"]
 LabelValue = str | list[str]
+ReviewStatus = Literal["confirmed", "corrected", "conflict", "invalid", "discarded", "pending"]
+PASSING: tuple[str, ...] = ("confirmed", "corrected")  # the review statuses the gate lets through
+
+
+def trusted(row: dict[str, Any]) -> bool:
+    """A labels-table row whose labels may be learned from: status ok and, when reviewed, passed.
+
+    Rows without a ``review_status`` (an unreviewed table) count as trusted; the gate
+    (:mod:`annotator.review.gate`) decides separately whether unreviewed labels may go on.
+    """
+    return (row.get("status") or "ok") == "ok" and (row.get("review_status") or "confirmed") in PASSING
 
 
 class Item(BaseModel):
@@ -49,7 +61,7 @@ class Annotation(BaseModel):
         flags: what was repaired or is doubtful (a confidence outside 0..1, clipped; an answer
             the record contradicted, re-asked; a label unlike the rest of its subset).
         subset: the record's subset (MMLU's ``subject``, ...), "" when it names none.
-        evidence: dimension -> the only labels the record admits (:mod:`annotator.evidence`).
+        evidence: dimension -> the only labels the record admits (:mod:`annotator.labeling.evidence`).
     """
 
     id: str

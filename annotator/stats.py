@@ -100,12 +100,21 @@ def benjamini_hochberg(pvalues: list[float]) -> list[float]:
     return q
 
 
-def bootstrap_mean_ci(values: Any, seed: int = 0, resamples: int = 1000, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of a mean (numpy array of per-item values).
+def _resampled_means(arr: Any, rng: Any, resamples: int) -> Any:
+    """Means of ``resamples`` bootstrap resamples of ``arr``, in flat memory.
 
-    Resamples are drawn in blocks of about two million indices, so memory stays flat however many
-    values there are (the draws are the same as in one block).
+    Indices are drawn in blocks of about two million, so memory does not grow with the number of
+    values; the draws are those of one block.
     """
+    import numpy as np
+
+    block = max(1, 2_000_000 // arr.size)
+    return np.concatenate([arr[rng.integers(0, arr.size, size=(min(block, resamples - start), arr.size))].mean(axis=1)
+                           for start in range(0, resamples, block)])
+
+
+def bootstrap_mean_ci(values: Any, seed: int = 0, resamples: int = 1000, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of a mean (numpy array of per-item values), in flat memory."""
     import numpy as np
 
     arr = np.asarray(values, dtype=float)
@@ -113,9 +122,72 @@ def bootstrap_mean_ci(values: Any, seed: int = 0, resamples: int = 1000, level: 
         return (0.0, 1.0)
     if arr.size == 1 or np.all(arr == arr[0]):
         return (float(arr[0]), float(arr[0]))
-    rng = np.random.default_rng(seed)
-    block = max(1, 2_000_000 // arr.size)
-    means = np.concatenate([arr[rng.integers(0, arr.size, size=(min(block, resamples - start), arr.size))].mean(axis=1)
-                            for start in range(0, resamples, block)])
+    means = _resampled_means(arr, np.random.default_rng(seed), resamples)
     tail = (1 - level) / 2
     return (float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail)))
+
+
+def bootstrap_difference_ci(a: Any, b: Any, seed: int = 0, resamples: int = 1000,
+                            level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``mean(a) - mean(b)`` for two independent samples, in flat memory."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    diffs = _resampled_means(x, rng, resamples) - _resampled_means(y, rng, resamples)
+    tail = (1 - level) / 2
+    return (float(np.quantile(diffs, tail)), float(np.quantile(diffs, 1 - tail)))
+
+
+def allocate(sizes: dict[str, int], n: int) -> dict[str, int]:
+    """Share ``n`` places among strata: one each while places last, the rest by size (largest remainder)."""
+    total = sum(sizes.values())
+    if total <= n:
+        return dict(sizes)
+    floor = dict.fromkeys(sizes, 1) if n >= len(sizes) else dict.fromkeys(sizes, 0)
+    left = {k: v - floor[k] for k, v in sizes.items()}
+    room, spare = n - sum(floor.values()), sum(left.values())
+    exact = {k: room * v / spare if spare else 0.0 for k, v in left.items()}
+    out = {k: floor[k] + min(left[k], int(x)) for k, x in exact.items()}
+    for k in sorted(sizes, key=lambda k: (-(exact[k] - int(exact[k])), -sizes[k], k)):
+        if sum(out.values()) >= n:
+            break
+        if out[k] < sizes[k]:
+            out[k] += 1
+    return out
+
+
+class StratifiedReservoir:
+    """A seeded sample of ``n`` items from a stream, spread over strata in proportion to their sizes.
+
+    Each stratum keeps a uniform reservoir (Algorithm R) of up to ``n`` items while the stream goes
+    by, so memory holds ``n`` items per stratum however long the stream; :meth:`draw` then shares
+    the ``n`` places out by :func:`allocate` and takes that many from each reservoir. The same
+    stream and seed draw the same sample.
+    """
+
+    def __init__(self, n: int, seed: int = 0) -> None:
+        import random
+
+        self.n = n
+        self.rng = random.Random(seed)
+        self.buckets: dict[str, list[Any]] = {}
+        self.seen: dict[str, int] = {}  # items offered per stratum
+
+    def add(self, stratum: str, item: Any) -> None:
+        """Offer one item of ``stratum``."""
+        count = self.seen.get(stratum, 0) + 1
+        self.seen[stratum] = count
+        bucket = self.buckets.setdefault(stratum, [])
+        if len(bucket) < self.n:
+            bucket.append(item)
+        else:
+            j = self.rng.randrange(count)
+            if j < self.n:
+                bucket[j] = item
+
+    def draw(self) -> dict[str, list[Any]]:
+        """Stratum -> its share of the sample (strata in sorted order)."""
+        quota = allocate(self.seen, self.n)
+        return {key: self.rng.sample(bucket, min(quota[key], len(bucket)))
+                for key, bucket in sorted(self.buckets.items())}

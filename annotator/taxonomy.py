@@ -15,8 +15,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from annotator.config import resource_path
 from annotator.errors import TaxonomyError
-from annotator.resources import resource_path
 
 DEFAULT_TAXONOMY = "taxonomy-v1.yaml"
 
@@ -98,7 +98,7 @@ class Shape(_Strict):
 
 
 class Consistency(_Strict):
-    """How uniform a benchmark subset is expected to be (see :mod:`annotator.consistency`)."""
+    """How uniform a benchmark subset is expected to be (see :mod:`annotator.labeling.consistency`)."""
 
     dimensions: list[str] = Field(default_factory=list)
     clear_majority: float = Field(default=0.8, gt=0.5, le=1.0)
@@ -106,7 +106,7 @@ class Consistency(_Strict):
 
 
 class EvidenceRules(_Strict):
-    """What a record shows about its labels (see :mod:`annotator.evidence`)."""
+    """What a record shows about its labels (see :mod:`annotator.labeling.evidence`)."""
 
     answer_fields: list[str] = Field(default_factory=list)
     subset_fields: list[str] = Field(default_factory=list)

@@ -41,11 +41,11 @@ README_TEMPLATE = '{{ question }}{% for c in choices %}\n{{ "ABCDEFGHIJ"[loop.in
 TARGETS = {"background": 0.7, "task_type": 0.8, "solving_operation": 0.7, "output_constraint": 0.9}
 
 from annotator import label  # noqa: E402
-from annotator.evaluation import evaluate  # noqa: E402
-from annotator.fewshot import Retriever, default_pool_path, load_pool  # noqa: E402
+from annotator.labeling.fewshot import Retriever, default_pool_path, load_pool  # noqa: E402
+from annotator.labeling.quality import evaluate  # noqa: E402
+from annotator.labeling.votes import combine_votes  # noqa: E402
 from annotator.records import Item  # noqa: E402
 from annotator.taxonomy import load_taxonomy  # noqa: E402
-from annotator.votes import combine_votes  # noqa: E402
 
 CONFIGS = {
     "default": {},  # the embedded model's defaults (annotator.config.LOCAL_DEFAULTS)
@@ -139,7 +139,7 @@ def quickstart_style(tmp: Path, evidence: bool, limit: int) -> tuple[Path, float
 
 def planted_drop(labels: Path, tmp: Path) -> list[str]:
     """GSM8K falls from 70% to 30% correct, MMLU stays at 70%: the report's findings, first first."""
-    from annotator.diagnosis.report import analyse
+    from annotator.diagnose.report import analyse
 
     rows = [json.loads(line) for line in labels.read_text().splitlines()]
     before, now = [], []

@@ -24,10 +24,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 from fakellm import start_fake  # noqa: E402
 
 from annotator.config import load_settings  # noqa: E402
-from annotator.pipeline import run  # noqa: E402
+from annotator.labeling.response_models import build_response_model  # noqa: E402
+from annotator.labeling.run import run  # noqa: E402
+from annotator.labeling.scan import scan  # noqa: E402
 from annotator.records import Item  # noqa: E402
-from annotator.response_models import build_response_model  # noqa: E402
-from annotator.scan import scan  # noqa: E402
 from annotator.taxonomy import load_taxonomy  # noqa: E402
 
 GSM8K = ROOT.parent / "shared" / "data" / "bench" / "gsm8k" / "test.jsonl"
@@ -47,7 +47,7 @@ def naive_loop(url: str, items: list[Item]) -> tuple[float, float]:
     import instructor
     from openai import OpenAI
 
-    from annotator.prompts import PromptSet
+    from annotator.labeling.prompts import PromptSet
 
     tax = load_taxonomy()
     model = build_response_model(tax, "eval")

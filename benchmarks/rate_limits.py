@@ -23,9 +23,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 from fakellm import start_fake  # noqa: E402
 
 from annotator.config import load_settings  # noqa: E402
-from annotator.pipeline import run  # noqa: E402
+from annotator.labeling.run import run  # noqa: E402
+from annotator.labeling.scan import scan  # noqa: E402
 from annotator.records import Item  # noqa: E402
-from annotator.scan import scan  # noqa: E402
 
 
 def main() -> None:

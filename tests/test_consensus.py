@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from conftest import FIXTURES, ROOT, write_jsonl
 
 from annotator.cli import main
-from annotator.review.push import plan
+from annotator.review.queue import plan
 from annotator.taxonomy import load_taxonomy
 
 DIMS = load_taxonomy().dimensions("eval")

@@ -121,7 +121,7 @@ def test_shards_label_mixed_formats_bad_shards_and_resume(tmp_path, model_dir):
     binary = manifest[str((shards / "binary.jsonl").resolve())]  # one bad line is one bad record
     assert binary["record_errors"][0]["line"] == 1 and "invalid UTF-8" in binary["record_errors"][0]["reason"]
     assert "corrupt.jsonl.gz: unreadable" in manifest[str((shards / "corrupt.jsonl.gz").resolve())]["error"]
-    assert "lines.jsonl:2: not JSON" in res.output and "truncated.parquet" in res.output
+    assert "lines.jsonl:2: invalid JSON" in res.output and "truncated.parquet" in res.output
     df = rows(out)
     assert len(df) == 290 + 3 and df.id.is_unique
     assert list(df.columns) == ["id", "domain", "genre", "operation", "content_form", "domain_confidence",
@@ -269,7 +269,7 @@ def test_a_plan_counts_each_labeled_document_once(tmp_path, model_dir):
     import random
 
     from annotator.corpus.audit import audit_sample
-    from annotator.diagnosis.report import slices_report
+    from annotator.diagnose.report import slices_report
 
     shards = make_shards(tmp_path / "shards")
     out = tmp_path / "labeled"

@@ -14,10 +14,10 @@ from click.testing import CliRunner
 from conftest import FIXTURES
 
 from annotator.cli import main
-from annotator.diagnosis.plan import make_plan
-from annotator.diagnosis.report import analyse, slices_report
-from annotator.diagnosis.results import Fields, read_results
+from annotator.diagnose.report import analyse, slices_report
+from annotator.diagnose.results import Fields, read_results
 from annotator.errors import InputError
+from annotator.plan.mapping import make_plan
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-outputs"
 REAL = SHARED if (SHARED / "mmlu-pro" / "Llama-2-7b-hf.jsonl.gz").is_file() else FIXTURES / "real-outputs"

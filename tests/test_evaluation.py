@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from annotator.cli import main
 from annotator.errors import InputError
-from annotator.evaluation import evaluate
+from annotator.labeling.quality import evaluate
 from annotator.stats import cohen_kappa, jaccard, macro_f1
 from annotator.taxonomy import load_taxonomy
 

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from conftest import FIXTURES, write_jsonl
 
 from annotator.cli import main
-from annotator.evidence import Evidence
-from annotator.sources import SourceSpec, read_items
+from annotator.labeling.evidence import Evidence
+from annotator.labeling.sources import SourceSpec, read_items
 from annotator.taxonomy import load_taxonomy
 
 RECORDS = FIXTURES / "records"

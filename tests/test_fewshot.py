@@ -5,7 +5,7 @@ import json
 import pytest
 
 from annotator.errors import InputError
-from annotator.fewshot import PoolEntry, Retriever, candidates_for_pool, examples_for_pool, load_pool
+from annotator.labeling.fewshot import PoolEntry, Retriever, candidates_for_pool, examples_for_pool, load_pool
 from annotator.records import Item
 from annotator.taxonomy import load_taxonomy
 
@@ -65,7 +65,7 @@ def test_a_large_pool_is_held_sparse():
     """A review pull of thousands of rows as --fewshot-pool: memory follows the texts, not pool x 2^18."""
     import tracemalloc
 
-    from annotator.fewshot import PoolEntry, Retriever
+    from annotator.labeling.fewshot import PoolEntry, Retriever
     from annotator.records import Item
 
     words = [f"w{i}" for i in range(20000)]

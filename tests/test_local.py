@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.local_llm, pytest.mark.timeout(900)]
 
 
 def llama_servers() -> dict[int, int]:
-    """pid -> parent pid of every running embedded server (``python -m annotator.local``) process."""
+    """pid -> parent pid of every running embedded server (``python -m annotator.llm.local``) process."""
     out = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -34,7 +34,7 @@ def llama_servers() -> dict[int, int]:
             stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if b"annotator.local" in cmd and b"--model" in cmd:
+        if b"annotator.llm.local" in cmd and b"--model" in cmd:
             out[int(proc.name)] = int(stat[1])
     return out
 
@@ -107,7 +107,7 @@ def test_missing_model_file_is_a_clear_error(tmp_path):
 
 def test_many_small_calls_share_one_embedded_server(tmp_path):
     """The corpus step's --llm-below labels one batch at a time: the embedded server starts once for all."""
-    from annotator.local import kept_running
+    from annotator.llm.local import kept_running
     from annotator.records import Item
 
     before = set(llama_servers())

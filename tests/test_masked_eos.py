@@ -19,10 +19,10 @@ from click.testing import CliRunner
 from conftest import FIXTURES, ROOT
 
 from annotator.cli import main
-from annotator.diagnosis.plan import make_plan
-from annotator.diagnosis.report import slices_report
-from annotator.diagnosis.results import read_results
-from annotator.sources import content_id
+from annotator.diagnose.report import slices_report
+from annotator.diagnose.results import read_results
+from annotator.labeling.sources import content_id
+from annotator.plan.mapping import make_plan
 
 LM = FIXTURES / "lm-eval"
 CORPUS = FIXTURES / "corpus-dev-labels.jsonl"

@@ -78,7 +78,7 @@ def test_context_lengths_servers_state():
 def test_llama_cpp_server_as_an_external_endpoint(tmp_path):
     pytest.importorskip("llama_cpp", reason="needs the `local` extra")
     from annotator.config import Settings
-    from annotator.local import LocalServer
+    from annotator.llm.local import LocalServer
 
     with LocalServer.from_settings(Settings()) as server:
         res = label(server.base_url, tmp_path, "out.parquet", "--concurrency", 1, model=server.model_name)

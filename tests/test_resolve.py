@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 from annotator.errors import GateError
-from annotator.gate import gate
-from annotator.resolve import canonical, resolve
+from annotator.review.gate import gate
+from annotator.review.resolve import canonical, resolve
 from annotator.taxonomy import load_taxonomy
 
 TAX = load_taxonomy()

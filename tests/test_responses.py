@@ -5,8 +5,8 @@ import json
 
 from conftest import FIXTURES
 
-from annotator.diagnosis.responses import Classifier, Response, repetition, turn_markers
-from annotator.diagnosis.verdict import diagnosis_config
+from annotator.diagnose.responses import Classifier, Response, repetition, turn_markers
+from annotator.diagnose.verdict import diagnosis_config
 
 JUDGE = Classifier(diagnosis_config()["responses"])
 

@@ -9,15 +9,15 @@ import pytest
 from click.testing import CliRunner
 
 from annotator.cli import main
+from annotator.config import resource_path
 from annotator.errors import GateError, ReviewError
-from annotator.gate import gate
+from annotator.labeling.store import to_table, write_table
 from annotator.records import Annotation
-from annotator.resources import resource_path
 from annotator.review import pull, push, review_status
 from annotator.review.connect import connect
+from annotator.review.gate import gate
 from annotator.review.layout import MAX_DATASET_GUIDELINES, dataset_guidelines, guidelines
 from annotator.stats import krippendorff_alpha, wilson
-from annotator.store import to_table, write_table
 from annotator.taxonomy import load_taxonomy
 
 # the first test also starts the server (and, on a fresh machine, installs argilla-server)
@@ -317,7 +317,7 @@ def test_incremental_pull_equals_a_full_pull_after_every_kind_of_change(env, tmp
 
 def test_a_table_labeled_from_two_benchmarks_pushes_pulls_and_seeds_fewshot(env, llm, tmp_path):
     """GSM8K (question) + BBH (input) in one table: the text column carries each item's text."""
-    from annotator.fewshot import load_pool
+    from annotator.labeling.fewshot import load_pool
 
     examples = Path(__file__).resolve().parent.parent / "examples"
     runner = CliRunner()
@@ -348,8 +348,8 @@ def test_a_table_labeled_from_two_benchmarks_pushes_pulls_and_seeds_fewshot(env,
 
 
 def test_queue_text_reads_right_and_guidelines_go_to_the_working_directory(tmp_path, monkeypatch):
-    from annotator.resources import guidelines_dir
-    from annotator.review.push import model_name, plan, queue_text
+    from annotator.config import guidelines_dir
+    from annotator.review.queue import model_name, plan, queue_text
 
     sure = {"id": "x", **{f"{d.id}_confidence": 0.8 for d in DIMS}}
     meta = plan(sure, DIMS, 0.0)
@@ -364,7 +364,7 @@ def test_queue_text_reads_right_and_guidelines_go_to_the_working_directory(tmp_p
 
 def test_rows_their_record_or_subset_doubts_are_reviewed_first():
     """An answer re-asked against its record, or unlike its subset, goes before every unsure row."""
-    from annotator.review.push import plan, queue_text
+    from annotator.review.queue import plan, queue_text
 
     unsure = plan({"id": "u", **{f"{d.id}_confidence": 0.1 for d in DIMS}}, DIMS, 0.0)
     outlier = plan({"id": "o", "flags": "subset outlier: task_type logical_puzzle, but 8 of 10 in sub/algebra are "

@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from conftest import FIXTURES, write_jsonl
 
 from annotator.cli import main
-from annotator.diagnosis.plan import make_plan
-from annotator.diagnosis.report import slices_report
-from annotator.diagnosis.results import read_results
+from annotator.diagnose.report import slices_report
+from annotator.diagnose.results import read_results
 from annotator.errors import InputError
+from annotator.plan.mapping import make_plan
 from annotator.stats import benjamini_hochberg, pass_at_k
 
 DEV = [json.loads(line) for line in (FIXTURES / "dev-labels.jsonl").read_text().splitlines()]  # = ../shared/data

@@ -8,9 +8,9 @@ from conftest import FIXTURES, ROOT, write_jsonl
 from pydantic import ValidationError
 
 from annotator.errors import BadRecordsError, InputError, TemplateError
+from annotator.labeling.scan import check_rejects, labelable, scan
+from annotator.labeling.sources import SourceSpec, content_id, read_items
 from annotator.records import Item, Reject
-from annotator.scan import check_rejects, labelable, scan
-from annotator.sources import SourceSpec, content_id, read_items
 
 
 @dataclass

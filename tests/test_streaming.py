@@ -7,14 +7,15 @@ import pyarrow.parquet as pq
 from click.testing import CliRunner
 from conftest import write_jsonl
 
-from annotator.cache import AnswerCache
 from annotator.cli import main
+from annotator.labeling.planning import TagOptions
+from annotator.labeling.prompts import PromptSet
+from annotator.labeling.scan import scan
+from annotator.labeling.store import TableWriter, read_table
+from annotator.labeling.tagging import Tagger
 from annotator.llm import EndpointConfig, LLMClient
-from annotator.prompts import PromptSet
+from annotator.llm.cache import AnswerCache
 from annotator.records import Annotation, Item
-from annotator.scan import scan
-from annotator.store import TableWriter, read_table
-from annotator.tagging import Tagger, TagOptions
 from annotator.taxonomy import load_taxonomy
 
 
@@ -83,7 +84,7 @@ def test_the_checking_pass_names_repeats_exactly(tmp_path):
     rows = [{"id": f"x{i}", "text": f"t{i}"} for i in range(1000)]
     rows += [{"id": "x5", "text": "t5"}, {"id": "x7", "text": "other"}, {"id": "x5", "text": "t5"}]
     path = write_jsonl(tmp_path / "in.jsonl", rows)
-    from annotator.sources import SourceSpec, read_items
+    from annotator.labeling.sources import SourceSpec, read_items
 
     found = scan(lambda: read_items([str(path)], SourceSpec(id_field="id")))
     assert found.items == 1003 and found.labelable == 1000

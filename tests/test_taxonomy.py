@@ -9,9 +9,9 @@ from conftest import FIXTURES
 from pydantic import ValidationError
 
 from annotator.cli import main
+from annotator.config import resource_path
 from annotator.errors import TaxonomyError
-from annotator.resources import resource_path
-from annotator.response_models import build_batch_model, build_response_model
+from annotator.labeling.response_models import build_batch_model, build_response_model
 from annotator.taxonomy import load_taxonomy
 
 SHIPPED = resource_path("schemas") / "taxonomy-v1.yaml"

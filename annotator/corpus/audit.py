@@ -13,16 +13,16 @@ of the classifier with a 95% Wilson interval.
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from annotator.corpus.sample import allocate
 from annotator.corpus.shards import Doc, ShardError, read_shard
 from annotator.errors import InputError
+from annotator.io import records
+from annotator.stats import StratifiedReservoir
 
 STRATUM = "genre"
 
@@ -39,30 +39,18 @@ def audit_sample(out_dir: str | Path, n: int, *, seed: int = 0) -> Path:
         raise InputError(f"{out}: no manifest.json (a directory written by `annotator shards label`)")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     source_of = {Path(e["output"]).name: e["shard"] for e in manifest.get("shards", {}).values() if e.get("output")}
-    rng = random.Random(seed)
-    reservoirs: dict[str, list[dict[str, Any]]] = {}
-    seen: dict[str, int] = {}
+    reservoir = StratifiedReservoir(n, seed)
     for part in sorted(out.glob("*.parquet")):
         if part.name.startswith("audit-"):
             continue
-        for batch in pq.ParquetFile(part).iter_batches(batch_size=8192):
-            for row in batch.to_pylist():
-                if row.get("status") != "ok":
-                    continue
-                key = str(row.get(STRATUM))
-                seen[key] = seen.get(key, 0) + 1
-                row["_output"] = part.name
-                bucket = reservoirs.setdefault(key, [])
-                if len(bucket) < n:
-                    bucket.append(row)
-                else:
-                    j = rng.randrange(seen[key])
-                    if j < n:
-                        bucket[j] = row
-    if not seen:
+        for _, row in records(part):
+            if row.get("status") != "ok":
+                continue
+            row["_output"] = part.name
+            reservoir.add(str(row.get(STRATUM)), row)
+    if not reservoir.seen:
         raise InputError(f"{out}: no classified documents to sample")
-    quota = allocate(seen, n)
-    picked = [row for key in sorted(reservoirs) for row in rng.sample(reservoirs[key], quota[key])]
+    picked = [row for rows in reservoir.draw().values() for row in rows]
     _attach_texts(picked, source_of, out)
     for row in picked:
         shard = source_of.get(row.pop("_output"), "")

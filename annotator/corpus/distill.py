@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from annotator.accounting import write_json_atomic
 from annotator.corpus.model import CorpusClassifier, Linear, featurize
 from annotator.errors import InputError
-from annotator.resolve import PASSING
+from annotator.io import write_json_atomic
+from annotator.labeling.store import read_table
+from annotator.records import trusted
 from annotator.stats import accuracy, cohen_kappa, jaccard, macro_f1
-from annotator.store import read_table
 from annotator.taxonomy import Dimension, load_taxonomy
 
 
@@ -41,7 +41,7 @@ def teacher_rows(path: str | Path, dims: list[Dimension]) -> list[dict[str, Any]
         raise InputError(f"{path}: cannot read the teacher table: {exc}") from None
     out = []
     for i, row in enumerate(rows):
-        if (row.get("status") or "ok") != "ok" or (row.get("review_status") or "confirmed") not in PASSING:
+        if not trusted(row):
             continue
         if not row.get("text"):
             raise InputError(f"{path}: row {i}: field 'text': missing (label with slice-annotator >= the text column)")

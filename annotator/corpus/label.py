@@ -27,10 +27,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from annotator.accounting import write_json_atomic
 from annotator.corpus.shards import list_shards
 from annotator.corpus.steps import ClassifyDocuments, LabelShards, output_name
 from annotator.errors import ConfigError, InputError
+from annotator.io import write_json_atomic
 
 
 class ShardsSummary(BaseModel):

@@ -18,7 +18,6 @@ reports how well they are calibrated (ECE on held-out teacher labels).
 from __future__ import annotations
 
 import pickle
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,33 +26,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from annotator.errors import InputError
+from annotator.features import CLASSIFIER
 from annotator.taxonomy import Dimension
-
-WORD_CHARS, CHAR_PREFIX, N_FEATURES = 8000, 256, 2**20
-
-
-def analyze(text: str) -> list[str]:
-    """Tokens of one document: lower-cased words + character 5-grams of its beginning."""
-    head = text[:CHAR_PREFIX]
-    return text[:WORD_CHARS].lower().split() + [head[i:i + 5] for i in range(0, len(head) - 4, 4)]
 
 
 def featurize(texts: list[str]) -> sp.csr_matrix:
-    """Hashed, L2-normalised token counts of a batch of texts (rows: documents)."""
-    crc, mask = zlib.crc32, N_FEATURES - 1
-    indices: list[int] = []
-    indptr = [0]
-    for text in texts:
-        indices += [crc(token.encode()) & mask for token in analyze(text)]
-        indptr.append(len(indices))
-    x = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), np.array(indices, dtype=np.int32),
-                       np.array(indptr, dtype=np.int64)), shape=(len(texts), N_FEATURES))
-    x.sum_duplicates()
-    rows = np.repeat(np.arange(len(texts)), np.diff(x.indptr))
-    norms = np.sqrt(np.bincount(rows, weights=x.data.astype(np.float64) ** 2, minlength=len(texts)))
-    norms[norms == 0] = 1.0
-    x.data /= norms[rows].astype(np.float32)
-    return x
+    """Hashed, L2-normalised token counts of texts (rows: documents), as :data:`annotator.features.CLASSIFIER`."""
+    return CLASSIFIER.matrix(texts)
 
 
 @dataclass
@@ -84,7 +63,7 @@ class Linear:
         if columns is not None:
             rows = np.repeat(np.arange(dense.shape[0]), len(columns))
             coef = sp.csr_matrix((dense.ravel(), (rows, np.tile(columns, dense.shape[0]))),
-                                 shape=(dense.shape[0], N_FEATURES))
+                                 shape=(dense.shape[0], CLASSIFIER.buckets))
         else:
             coef = sp.csr_matrix(dense)
         coef.eliminate_zeros()
@@ -96,8 +75,8 @@ class Linear:
     def constant(cls, label: str, positive: bool | None = None) -> Linear:
         """A model that always answers ``label`` (or, for a label-set member, always yes/no)."""
         if positive is None:
-            return cls([label], sp.csr_matrix((1, N_FEATURES), dtype=np.float32), np.zeros(1), "softmax")
-        return cls(["0", "1"], sp.csr_matrix((1, N_FEATURES), dtype=np.float32),
+            return cls([label], sp.csr_matrix((1, CLASSIFIER.buckets), dtype=np.float32), np.zeros(1), "softmax")
+        return cls(["0", "1"], sp.csr_matrix((1, CLASSIFIER.buckets), dtype=np.float32),
                    np.array([30.0 if positive else -30.0]), "sigmoid")
 
 

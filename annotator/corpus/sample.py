@@ -14,15 +14,15 @@ output JSONL (``id``, ``text``, ``source``, ``shard``, ``metadata``) goes straig
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from annotator.atomic import atomic_path
 from annotator.corpus.shards import Doc, ShardError, list_shards, read_shard
 from annotator.errors import InputError
+from annotator.io import atomic_path
+from annotator.stats import StratifiedReservoir
 
 
 class SampleResult(BaseModel):
@@ -37,24 +37,6 @@ class SampleResult(BaseModel):
     failed_shards: dict[str, str]
 
 
-def allocate(sizes: dict[str, int], n: int) -> dict[str, int]:
-    """Share ``n`` places among strata: one each while places last, the rest by size (largest remainder)."""
-    total = sum(sizes.values())
-    if total <= n:
-        return dict(sizes)
-    floor = dict.fromkeys(sizes, 1) if n >= len(sizes) else dict.fromkeys(sizes, 0)
-    left = {k: v - floor[k] for k, v in sizes.items()}
-    room, spare = n - sum(floor.values()), sum(left.values())
-    exact = {k: room * v / spare if spare else 0.0 for k, v in left.items()}
-    out = {k: floor[k] + min(left[k], int(x)) for k, x in exact.items()}
-    for k in sorted(sizes, key=lambda k: (-(exact[k] - int(exact[k])), -sizes[k], k)):
-        if sum(out.values()) >= n:
-            break
-        if out[k] < sizes[k]:
-            out[k] += 1
-    return out
-
-
 def sample_shards(inputs: list[str | Path], n: int, output: str | Path, *, seed: int = 0,
                   stratify: str = "source") -> SampleResult:
     """Draw the sample and write it as JSONL (atomically).
@@ -65,9 +47,7 @@ def sample_shards(inputs: list[str | Path], n: int, output: str | Path, *, seed:
     if n < 1:
         raise InputError("-n must be at least 1")
     shards = list_shards(inputs)
-    rng = random.Random(seed)
-    reservoirs: dict[str, list[tuple[str, int]]] = {}  # stratum -> places (shard, line), not documents
-    seen: dict[str, int] = {}
+    reservoir = StratifiedReservoir(n, seed)  # places (shard, line) per stratum, not documents
     skipped, failed, total = 0, {}, 0
     for shard in shards:
         try:
@@ -76,23 +56,13 @@ def sample_shards(inputs: list[str | Path], n: int, output: str | Path, *, seed:
                     skipped += 1
                     continue
                 key = (rec.source or shard.name) if stratify == "source" else shard.name
-                count = seen.get(key, 0) + 1
-                seen[key] = count
                 total += 1
-                bucket = reservoirs.setdefault(key, [])
-                if len(bucket) < n:
-                    bucket.append((str(shard), rec.line))
-                else:
-                    j = rng.randrange(count)
-                    if j < n:
-                        bucket[j] = (str(shard), rec.line)
+                reservoir.add(key, (str(shard), rec.line))
         except ShardError as exc:
             failed[str(shard)] = str(exc)
     if not total:
         raise InputError(f"no readable documents in {len(shards)} shard(s)" + (f": {failed}" if failed else ""))
-    quota = allocate(seen, n)
-    chosen = {key: sorted(rng.sample(bucket, min(quota[key], len(bucket))))
-              for key, bucket in sorted(reservoirs.items())}
+    chosen = {key: sorted(places) for key, places in reservoir.draw().items()}
     docs = _fetch({place for places in chosen.values() for place in places}, shards)
     picked: list[dict[str, Any]] = [
         {"id": d.id, "text": d.text, "source": d.source or key, "shard": shard, "metadata": d.metadata}
@@ -101,7 +71,7 @@ def sample_shards(inputs: list[str | Path], n: int, output: str | Path, *, seed:
     with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         for rec in picked:
             fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
-    strata = {k: {"documents": seen[k], "sampled": quota[k]} for k in sorted(seen)}
+    strata = {k: {"documents": reservoir.seen[k], "sampled": len(chosen[k])} for k in sorted(reservoir.seen)}
     return SampleResult(output=str(out), shards=len(shards), documents=total, sampled=len(picked), strata=strata,
                         skipped_records=skipped, failed_shards=failed)
 

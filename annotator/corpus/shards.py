@@ -10,28 +10,17 @@ position reached.
 
 from __future__ import annotations
 
-import gzip
-import io
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-try:  # orjson (in the `scale` extra) parses a line about three times faster
-    from orjson import JSONDecodeError as _JSONError
-    from orjson import loads as _loads
-except ImportError:  # pragma: no cover
-    from json import JSONDecodeError as _JSONError
-    from json import loads as _loads
-
-from annotator.readers import find_files
+from annotator.errors import InputError
+from annotator.io import find_files, records
+from annotator.records import Reject
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json.gz", ".json.zst", ".parquet", ".ndjson")
-BATCH = 4096
+COLUMNS = ("id", "text", "metadata", "source")  # what a document needs of a Parquet shard
 
 
 class ShardError(Exception):
@@ -68,18 +57,6 @@ def list_shards(inputs: Iterable[str | Path]) -> list[Path]:
     return sorted(dict.fromkeys(p.resolve() for p in out))
 
 
-def _byte_stream(path: Path) -> io.BufferedIOBase:
-    name = path.name
-    if name.endswith(".gz"):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    if name.endswith(".zst"):
-        import zstandard
-
-        raw = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)  # noqa: SIM115
-        return io.BufferedReader(raw)
-    return open(path, "rb")  # noqa: SIM115
-
-
 def _doc(rec: Any, line: int, shard: Path) -> Doc | DocError:
     if not isinstance(rec, dict):
         return DocError(line, None, "not a JSON object")
@@ -94,52 +71,25 @@ def _doc(rec: Any, line: int, shard: Path) -> Doc | DocError:
 
 
 def read_shard(path: Path) -> Iterator[Doc | DocError]:
-    """Documents (and record errors) of one shard, in order, batch by batch for Parquet.
+    """Documents (and record errors) of one shard, in order, through :func:`annotator.io.records`.
+
+    Documents are numbered from 1 in every format (``line``: the JSONL line, or the Parquet row + 1).
 
     Raises:
         ShardError: the shard cannot be read further; the message says where it stopped.
     """
     if path.name.endswith(".parquet"):
-        yield from _parquet(path)
-        return
-    line = 0
-    try:
-        with _byte_stream(path) as fh:
-            for line, data in enumerate(fh, 1):  # noqa: B007
-                if not data.strip():
-                    continue
-                try:  # a line that is not UTF-8 is one bad record, not a lost shard
-                    raw = data.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    yield DocError(line, None, f"invalid UTF-8 at byte {exc.start} of the line")
-                    continue
-                try:
-                    rec = _loads(raw)
-                except _JSONError as exc:
-                    yield DocError(line, None, f"not JSON ({str(exc).split(':')[0]})")
-                    continue
-                yield _doc(rec, line, path)
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError) as exc:
-        raise ShardError(f"{path}: unreadable after line {line}: {type(exc).__name__}: {exc}") from None
-    except Exception as exc:  # zstandard raises its own ZstdError
-        if type(exc).__name__ == "ZstdError":
-            raise ShardError(f"{path}: unreadable after line {line}: ZstdError: {exc}") from None
-        raise
+        import pyarrow.parquet as pq
 
-
-def _parquet(path: Path) -> Iterator[Doc | DocError]:
-    row = 0
-    try:
-        pf = pq.ParquetFile(path)
-        names = set(pf.schema_arrow.names)
+        try:
+            names = pq.read_schema(path).names
+        except Exception as exc:  # pyarrow raises several unrelated types
+            raise ShardError(f"{path}: unreadable after row 0: {type(exc).__name__}: {exc}") from None
         if "text" not in names:
             raise ShardError(f"{path}: no 'text' column (columns: {', '.join(sorted(names))})")
-        cols = [c for c in ("id", "text", "metadata", "source") if c in names]
-        for batch in pf.iter_batches(columns=cols, batch_size=BATCH):
-            for rec in batch.to_pylist():
-                row += 1
-                yield _doc(rec, row, path)
-    except ShardError:
-        raise
-    except (OSError, pa.ArrowException, ValueError) as exc:
-        raise ShardError(f"{path}: unreadable after row {row}: {type(exc).__name__}: {exc}") from None
+    try:
+        for where, rec in records(path, columns=COLUMNS):
+            line = where.index if where.unit == "line" else where.index + 1
+            yield DocError(line, None, rec.reason) if isinstance(rec, Reject) else _doc(rec, line, path)
+    except InputError as exc:
+        raise ShardError(str(exc)) from None

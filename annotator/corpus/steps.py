@@ -17,7 +17,6 @@ reported and the rank goes on to its next shard.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -30,6 +29,7 @@ from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
 from annotator.corpus.shards import Doc, DocError, ShardError, read_shard
+from annotator.io import atomic_path
 from annotator.taxonomy import Dimension
 
 LABELER = "classifier"
@@ -102,7 +102,7 @@ class ClassifyDocuments(PipelineStep):
 
     def _llm(self, rows: list[int], ids: list[str], texts: list[str], sources: list[Any],
              cols: dict[str, list[Any]], dims: list[Dimension]) -> None:
-        from annotator.pipeline import label
+        from annotator.labeling.run import label
         from annotator.records import Item
 
         items = [Item(id=ids[i], text=texts[i], source=str(sources[i] or "corpus")) for i in rows]
@@ -125,9 +125,9 @@ class ClassifyDocuments(PipelineStep):
         """Yield every document with its labels in ``metadata`` (an ``llm_error`` when the fallback failed).
 
         With ``llm_below`` and the embedded model, its server starts once for the whole run, not once
-        per batch (:func:`annotator.local.kept_running`).
+        per batch (:func:`annotator.llm.local.kept_running`).
         """
-        from annotator.local import kept_running
+        from annotator.llm.local import kept_running
 
         with kept_running():
             for batch in _batches(data, self.batch_size):
@@ -183,32 +183,26 @@ class LabelShards(PipelineStep):
         model = self.classify.model
         dims = model.dims
         target = out_dir / output_name(shard)
-        tmp = out_dir / f".{target.name}.tmp"
         entry: dict[str, Any] = {"shard": str(shard), "output": str(target), "read": 0, "labeled": 0, "failed": 0,
                                  "classifier": 0, "llm": 0, "record_errors": [], "status": "done", "error": None,
                                  "model_id": model.model_id, "size": shard.stat().st_size if shard.exists() else None,
                                  "mtime": shard.stat().st_mtime if shard.exists() else None}
         version = str(model.meta.get("taxonomy_version", ""))
-        try:
-            with pq.ParquetWriter(tmp, schema(dims, self.keep_text)) as writer:
+        try:  # written under a temporary name, renamed when complete (removed on failure)
+            with atomic_path(target) as tmp, pq.ParquetWriter(tmp, schema(dims, self.keep_text)) as writer:
                 for batch in _batches(read_shard(shard), self.classify.batch_size):
                     table = self._table(batch, dims, version, entry)
                     if table is not None:
                         writer.write_table(table)
-            os.replace(tmp, target)
         except ShardError as exc:
             entry.update(status="failed", error=str(exc))
-            tmp.unlink(missing_ok=True)
         except Exception as exc:  # noqa: BLE001 - any failure is this shard's, reported, never the run's
             entry.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-            tmp.unlink(missing_ok=True)
         entry["seconds"] = round(time.perf_counter() - started, 3)
         status_dir = out_dir / ".status"
         status_dir.mkdir(parents=True, exist_ok=True)
-        part = status_dir / f"{target.stem}.json"
-        part_tmp = status_dir / f".{target.stem}.json.tmp"
-        part_tmp.write_text(json.dumps(entry), encoding="utf-8")
-        os.replace(part_tmp, part)
+        with atomic_path(status_dir / f"{target.stem}.json") as tmp:
+            tmp.write_text(json.dumps(entry), encoding="utf-8")
         return entry
 
     def _table(self, batch: list[Doc | DocError], dims: list[Dimension], version: str,

@@ -1,7 +1,7 @@
 """The OpenAI Batch API (``/v1/files`` + ``/v1/batches``) through the openai SDK's public API.
 
 Only transport lives here (upload, create, retrieve, cancel, download); what goes into a batch and
-what is done with its answers is :mod:`annotator.batch`. Errors leave as :mod:`annotator.errors`
+what is done with its answers is :mod:`annotator.labeling.batch`. Errors leave as :mod:`annotator.errors`
 types, credentials in the base URL become Basic auth as in the online client.
 """
 

@@ -39,7 +39,6 @@ from tenacity import (
     stop_after_attempt,
 )
 
-from annotator.accounting import Counters
 from annotator.errors import EndpointError, ResponseError
 from annotator.llm.endpoint import EndpointConfig
 from annotator.llm.ratelimit import Pacer
@@ -52,6 +51,7 @@ from annotator.llm.translate import (
     url_credentials,
     validation_summary,
 )
+from annotator.llm.usage import Counters
 
 logging.getLogger("instructor").addHandler(logging.NullHandler())
 logging.getLogger("instructor").propagate = False

@@ -25,11 +25,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from annotator.accounting import Counters
-from annotator.cache import AnswerCache, request_key
 from annotator.errors import EndpointError, LLMError, ResponseError
+from annotator.llm.cache import AnswerCache, request_key
 from annotator.llm.client import LLMClient
 from annotator.llm.endpoint import EndpointConfig
+from annotator.llm.usage import Counters
 
 MODES = ("json_schema", "tools", "json")
 ANSWER_BUDGET = 400  # tokens kept free for the answer

@@ -7,7 +7,9 @@ the SDK's flattened ``record.responses`` drops a discard sent without values.
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -15,6 +17,9 @@ import argilla as rg
 import httpx
 
 from annotator.errors import ReviewError
+
+warnings.filterwarnings("ignore", module="argilla")  # e.g. "dataset not found" on lookups we expect
+logging.getLogger("argilla.sdk").setLevel(logging.ERROR)
 
 T = TypeVar("T")
 PAGE = 1000  # Argilla 2.8's largest page of records

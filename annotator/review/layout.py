@@ -20,7 +20,7 @@ from pathlib import Path
 
 import argilla as rg
 
-from annotator.resolve import primary_question
+from annotator.review.resolve import primary_question
 from annotator.taxonomy import Dimension, Taxonomy
 
 MARKER = re.compile(r"<!-- slice-annotator taxonomy_version=(\S+) kind=(\S+) -->")

@@ -1,6 +1,6 @@
 """``annotator review pull``: reviewers' answers -> the labels table with a ``review_status``.
 
-Resolution rules live in :mod:`annotator.resolve` (majority per dimension, a tie or a
+Resolution rules live in :mod:`annotator.review.resolve` (majority per dimension, a tie or a
 submit-vs-discard dispute is a ``conflict``, answers that break the taxonomy are ``invalid``,
 multi-label answers compared as sets with the order taken from the primary question).
 Dimension columns hold the resolved human labels for confirmed and corrected rows and the LLM's
@@ -26,12 +26,12 @@ import argilla as rg
 import pyarrow as pa
 from pydantic import BaseModel
 
-from annotator.accounting import write_json_atomic
 from annotator.errors import ReviewError
-from annotator.resolve import resolve
+from annotator.io import write_json_atomic
+from annotator.labeling.store import write_table
 from annotator.review.connect import Rest, connect, guarded
 from annotator.review.layout import COMMENT, dataset_version
-from annotator.store import write_table
+from annotator.review.resolve import resolve
 from annotator.taxonomy import Dimension, load_taxonomy
 
 ROWS_VERSION = 2

@@ -2,8 +2,7 @@
 
 Record id = item id, so pushing again updates suggestions and metadata in place, never
 duplicates a record and never touches reviewers' responses. Records go in review-priority
-order: low confidence and vote disagreement first, then a random audit sample of confident
-records (``audit_fraction``, chosen by a hash of the id so it is stable across pushes).
+order (:mod:`annotator.review.queue`).
 Suggestions carry ``score`` = confidence and ``agent`` = ``<labeler>/<prompt_version>`` (Argilla
 does not accept ``@`` in an agent name).
 """
@@ -11,26 +10,21 @@ does not accept ``@`` in an agent name).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
-import json
-import math
 from pathlib import Path
-from typing import Any
 
 import argilla as rg
 from pydantic import BaseModel
 
+from annotator.config import guidelines_dir as default_guidelines_dir
 from annotator.errors import InputError, ReviewError
-from annotator.resolve import primary_question
-from annotator.resources import guidelines_dir as default_guidelines_dir
+from annotator.labeling.sources import SourceSpec, items_from_records
+from annotator.labeling.store import read_table
 from annotator.review.connect import connect, guarded
 from annotator.review.layout import QUEUE, dataset_version, settings, write_guidelines
-from annotator.sources import SourceSpec, items_from_records
-from annotator.store import read_table
-from annotator.taxonomy import Dimension, Taxonomy, load_taxonomy
-
-CONFIDENT = 0.8
+from annotator.review.queue import as_number, model_name, plan, queue_text
+from annotator.review.resolve import primary_question
+from annotator.taxonomy import Taxonomy, load_taxonomy
 
 
 class PushResult(BaseModel):
@@ -45,96 +39,6 @@ class PushResult(BaseModel):
     audit: int
     guidelines: str
     queue_url: str
-
-
-def _float(value: Any) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(out) else out
-
-
-def _agreement(votes: Any) -> float | None:
-    """Smallest majority share over dimensions, from the ``votes`` column (None without votes)."""
-    if not votes:
-        return None
-    data = json.loads(votes) if isinstance(votes, str) else votes
-    shares = []
-    for counts in data.values():
-        total = sum(counts.values())
-        if total:
-            shares.append(max(counts.values()) / total)
-    return min(shares) if shares else None
-
-
-def _in_audit(item_id: str, fraction: float) -> bool:
-    h = int.from_bytes(hashlib.sha256(f"audit:{item_id}".encode()).digest()[:8], "big")
-    return h / 2**64 < fraction
-
-
-def plan(row: dict[str, Any], dims: list[Dimension], audit_fraction: float) -> dict[str, Any]:
-    """Review metadata of one labels row: confidences, agreement, priority, audit flag."""
-    confs = {d.id: _float(row.get(f"{d.id}_confidence")) for d in dims}
-    known = [c for c in confs.values() if c is not None]
-    lowest = min(known) if len(known) == len(confs) else 0.0  # unknown confidence = review it
-    agreement = _agreement(row.get("votes"))
-    certain = min(lowest, agreement if agreement is not None else 1.0)
-    audit = certain >= CONFIDENT and _in_audit(str(row["id"]), audit_fraction)
-    priority = 2.0 - certain if certain < CONFIDENT else (1.0 if audit else 1.0 - certain)
-    doubt = doubtful(row.get("flags"))
-    if row.get("disagreement") or doubt:  # models differ, the record contradicted it, or its subset: first
-        priority = 3.0 - certain
-    meta: dict[str, Any] = {f"{d}_confidence": c for d, c in confs.items() if c is not None}
-    meta.update({"priority": round(priority, 4), "audit": "yes" if audit else "no",
-                 "source": str(row.get("source") or "")})
-    if agreement is not None:
-        meta["agreement"] = round(agreement, 4)
-    if row.get("disagreement"):
-        meta["disagreement"] = str(row["disagreement"])
-    if row.get("subset") not in (None, ""):
-        meta["subset"] = str(row["subset"])
-    if doubt:
-        meta["flagged"] = doubt
-    return meta
-
-
-DOUBT_FLAGS = ("evidence:", "subset outlier:", "subset majority:")
-
-
-def doubtful(flags: Any) -> str:
-    """The flags that put a row first in review: re-asked against its record, unlike its subset."""
-    return "; ".join(f for f in str(flags or "").split("; ") if f.startswith(DOUBT_FLAGS))
-
-
-def model_name(labeler: str) -> str:
-    """The model of a ``provider:model`` labeler, without provider, host or port (``consensus`` for several)."""
-    if labeler.startswith("consensus("):
-        return "consensus"
-    _, sep, rest = labeler.partition(":")
-    if not sep:
-        return labeler
-    port, sep, model = rest.partition(":")
-    return model if sep and port.isdigit() else rest  # older tables wrote host:port:model
-
-
-def queue_text(meta: dict[str, Any], dims: list[Dimension]) -> str:
-    """The ``queue`` field: why this record sits where it does in the review queue."""
-    confs = {d.id: meta[f"{d.id}_confidence"] for d in dims if f"{d.id}_confidence" in meta}
-    if confs:
-        weakest = min(confs, key=lambda k: confs[k])
-        why = f"least confident: **{weakest}** {confs[weakest]:.2f}"
-    else:
-        why = "model confidence not stated"
-    if "agreement" in meta:
-        why += f" · vote agreement {meta['agreement']:.2f}"
-    if meta.get("disagreement"):
-        why = f"models disagree on **{meta['disagreement']}** · " + why
-    if meta.get("flagged"):
-        why = f"flagged: {meta['flagged']} · " + why
-    audit = " · **audit sample**" if meta["audit"] == "yes" else ""
-    first = "above 1: reviewed first" if meta["priority"] > 1.0 else "1 or below: after the unsure ones"
-    return f"**Priority {meta['priority']:.2f}** ({first}) · {why}{audit}"
 
 
 def _dataset(client: rg.Argilla, name: str, workspace: str, taxonomy: Taxonomy, kind: str,
@@ -245,7 +149,7 @@ def push(
             if value is None or (d.multi and not value):
                 continue
             value = list(value) if d.multi else value
-            score = _float(row.get(f"{d.id}_confidence"))
+            score = as_number(row.get(f"{d.id}_confidence"))
             suggestions.append(rg.Suggestion(question_name=d.id, value=value, agent=agent,
                                              score=([score] * len(value) if d.multi else score)
                                              if score is not None else None))

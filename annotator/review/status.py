@@ -4,7 +4,7 @@ Per reviewer: submitted / discarded / draft counts, counted from the responses t
 from Argilla's per-user search filters, which the bundled noida-db engine does not implement).
 Per dimension: LLM-vs-human accuracy and Cohen's kappa over resolved records (multi-label
 dimensions: answers compared as sets ordered by the primary question, see
-:mod:`annotator.resolve`; primary label for kappa, the whole list for accuracy),
+:mod:`annotator.review.resolve`; primary label for kappa, the whole list for accuracy),
 inter-annotator Krippendorff's alpha (nominal) over records with two or more submitted answers,
 and the top confusions. The audit sample (random among confident
 records) estimates the accuracy of the labels nobody reviewed, with a 95% Wilson interval.
@@ -19,8 +19,8 @@ from typing import Any
 import argilla as rg
 from pydantic import BaseModel
 
-from annotator.evaluation import confusion_lines
-from annotator.resolve import PASSING
+from annotator.labeling.quality import confusion_lines
+from annotator.records import PASSING
 from annotator.review.connect import connect
 from annotator.review.pull import Reader, open_dataset
 from annotator.stats import cohen_kappa, krippendorff_alpha, wilson

@@ -1,0 +1,280 @@
+"""The pipeline: the only module that composes stages (read -> tag -> write).
+
+``label_files`` backs ``annotator label``; :func:`label` is the Python API mirroring it.
+Two passes over the input: a cheap checking pass (:mod:`annotator.labeling.scan`) before any request is
+sent, so ``--on-bad-record error`` stops a run that would otherwise pay for half a file; then
+the labeling pass streams items through the tagger in bounded windows and the writer appends
+parts as rows finish, so memory stays flat from thousands to millions of items.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from annotator.config import Settings, effective, load_settings
+from annotator.errors import ConfigError
+from annotator.io import write_json_atomic
+from annotator.labeling.batch import through_batches
+from annotator.labeling.consensus import join_models, model_tables, side_by_side
+from annotator.labeling.guards import check_outputs, output_lock
+from annotator.labeling.planning import TagOptions
+from annotator.labeling.pool import Breaker
+from annotator.labeling.prepare import dry_run as estimate
+from annotator.labeling.prepare import endpoint, evidence_rules, probe_request, taxonomy_and_prompts
+from annotator.labeling.scan import Scan, Source, check_rejects, labelable, scan
+from annotator.labeling.sources import SourceSpec, items_from_records, read_items
+from annotator.labeling.store import TableWriter, read_table, rejects_path, write_rejects
+from annotator.labeling.summary import Summary, Tally
+from annotator.labeling.tagging import Tagger
+from annotator.llm import LLMClient
+from annotator.llm.cache import AnswerCache, default_cache_dir
+from annotator.llm.probe import choose
+from annotator.llm.usage import Counters, load_prices, price_for, run_cost
+from annotator.records import Item, Reject
+from annotator.taxonomy import load_taxonomy
+
+OnBad = Literal["error", "skip"]
+
+
+def run(
+    source: Source,
+    found: Scan,
+    settings: Settings,
+    *,
+    output: str | Path,
+    dry_run: bool = False,
+    max_cost: float | None = None,
+    keep_fields: bool = True,
+    progress: bool | str = False,
+) -> Summary:
+    """Label the checked input, streaming: read -> tag -> write parts -> commit table and summary.
+
+    With several models (``settings.models``) each labels every item into
+    ``<output>.models/<model>.parquet`` and :mod:`annotator.labeling.consensus` joins them into ``output``.
+    The models label side by side (:mod:`annotator.labeling.consensus`), each with an equal share of
+    ``max_cost``: two models take about the time of one, online or through the Batch API.
+
+    Args:
+        source: reads the input from the start (called again for the labeling pass).
+        found: the checking pass over the same input (:func:`annotator.labeling.scan.scan`).
+        settings: resolved settings.
+        output: the labels table (``.parquet`` or ``.jsonl``); parts go to ``<output>.parts/``.
+        dry_run: estimate requests, tokens and cost; send nothing, write nothing.
+        max_cost: stop starting requests at this estimated spend (USD), all models together.
+        keep_fields: keep input fields as columns.
+        progress: show a progress bar.
+    """
+    if len(settings.models) < 2:
+        return _run_one(source, found, settings, output=output, dry_run=dry_run, max_cost=max_cost,
+                        keep_fields=keep_fields, progress=progress)
+    if not settings.base_url:
+        raise ConfigError("--model given several times needs an endpoint (--base-url) serving those models")
+    started = time.perf_counter()
+    if not dry_run:
+        check_outputs(output)
+    tables = model_tables(output, settings.models)
+    breakers = {name: Breaker() for name in tables}
+
+    def one(name: str) -> Summary:  # each model gets an equal share of the budget
+        return _run_one(source, found, settings.model_copy(update={"model": name, "models": []}),
+                        output=tables[name], dry_run=dry_run, keep_fields=keep_fields,
+                        progress=progress if name == settings.models[0] else False, breaker=breakers[name],
+                        max_cost=None if max_cost is None else max_cost / len(tables))
+
+    jobs = {name: functools.partial(one, name) for name in tables}
+    per_model = {name: job() for name, job in jobs.items()} if dry_run else side_by_side(
+        jobs, breakers, report=lambda line: print(line, file=sys.stderr, flush=True))
+    summary = Summary.combined(per_model)
+    if dry_run:
+        return summary
+    dims = load_taxonomy(settings.taxonomy).dimensions(settings.kind)
+    ok, failed = join_models(tables, output, dims)
+    wall = time.perf_counter() - started
+    summary = summary.model_copy(update={
+        "ok": ok, "failed": failed, "output": str(output), "wall_seconds": round(wall, 3),
+        "items_per_second": round((ok + failed) / wall, 2) if wall else 0.0,
+        "rejects_file": str(write_rejects(found.rejects, rejects_path(output))) if found.rejects else None,
+    })
+    write_json_atomic(Path(f"{output}.summary.json"), summary.model_dump())
+    return summary
+
+
+def _run_one(
+    source: Source,
+    found: Scan,
+    settings: Settings,
+    *,
+    output: str | Path,
+    dry_run: bool = False,
+    max_cost: float | None = None,
+    keep_fields: bool = True,
+    progress: bool | str = False,
+    breaker: Breaker | None = None,
+) -> Summary:
+    """One model: the streaming run (see :func:`run`); ``breaker`` lets a caller stop it."""
+    started = time.perf_counter()
+    settings = effective(settings)
+    if settings.batch_api and (settings.items_per_request > 1 or settings.candidates or settings.local):
+        raise ConfigError("--batch-api sends one item per request without --candidates, to an external "
+                          "--base-url: drop --items-per-request/--candidates (the Batch API already halves the price)")
+    if settings.items_per_request > 1 and (settings.fewshot or settings.candidates):
+        raise ConfigError("--items-per-request > 1 cannot carry retrieved examples (--fewshot) or candidate "
+                          "restrictions (--candidates), which are per item: use one of them (set --fewshot 0 "
+                          "--candidates 0 to batch)")
+    if not dry_run:
+        check_outputs(output)
+    taxonomy, prompts, examples_for, candidates_for = taxonomy_and_prompts(settings)
+    prices = load_prices(settings.prices_file, settings.prices)
+    summary = Summary(items=found.labelable, rejected=len(found.rejects), duplicates=len(found.duplicate_ids),
+                      duplicate_ids=sorted(set(found.duplicate_ids))[:100],
+                      taxonomy_version=taxonomy.version, prompt_version=prompts.version)
+    if dry_run:
+        return estimate(labelable(source, found), settings, taxonomy, prompts, examples_for, prices, summary)
+    if found.rejects:
+        summary.rejects_file = str(write_rejects(found.rejects, rejects_path(output)))
+    counters = Counters()
+    batches = None
+    cache = AnswerCache(None if settings.no_cache else (settings.cache_dir or default_cache_dir()))
+    tally = Tally()
+    try:
+        with endpoint(settings) as cfg:
+            price = price_for(cfg.model, prices) if not settings.local else None
+            if max_cost is not None and price is None and not settings.local:
+                raise ConfigError(f"--max-cost needs a price for model {cfg.model!r}: add it with --prices FILE")
+            if cfg.mode == "auto" and settings.batch_api:  # the Batch API is OpenAI's: structured outputs
+                cfg = dataclasses.replace(cfg, mode="json_schema")
+            if cfg.mode == "auto":  # find what the endpoint accepts (one small request per mode tried)
+                choice = choose(cfg, probe_request(taxonomy, settings), detail=settings.detail,
+                                max_chars=settings.max_chars, max_tokens=settings.max_tokens,
+                                counters=counters, cache=cache,
+                                version=f"{taxonomy.version}/{prompts.version}")
+                cfg = dataclasses.replace(cfg, mode=choice.mode)
+                settings = settings.model_copy(update={"detail": choice.detail, "max_chars": choice.max_chars
+                                                       or settings.max_chars})
+                taxonomy, prompts, examples_for, candidates_for = taxonomy_and_prompts(settings)
+                summary.prompt_version, summary.structured_output = prompts.version, choice.text()
+            else:  # not probed: say what was used and who chose it (never an empty field)
+                chosen = "the embedded model's default" if settings.local else "--mode"
+                summary.structured_output = f"structured output {cfg.mode}, {settings.detail} prompt ({chosen})"
+            options = TagOptions(kind=settings.kind, concurrency=settings.concurrency, votes=settings.votes,
+                                 items_per_request=settings.items_per_request,
+                                 temperature=settings.temperature, max_tokens=settings.max_tokens,
+                                 max_cost=max_cost, rationale=settings.rationale,
+                                 confidence=settings.confidence, progress=progress, total=found.labelable)
+            evidence_for, consistency = evidence_rules(taxonomy, settings)
+            tagger = Tagger(LLMClient(cfg, counters, settings.concurrency), taxonomy, prompts, cache, options,
+                            price, examples_for=examples_for, candidates_for=candidates_for, breaker=breaker,
+                            evidence_for=evidence_for, constrain=settings.local)
+            if settings.batch_api:
+                batches = through_batches(tagger, labelable(source, found), output, batch_size=settings.batch_size,
+                                          poll=settings.batch_poll)
+                summary.batch = batches.model_dump()
+            writer = TableWriter(output, taxonomy.dimensions(settings.kind), keep_fields=keep_fields,
+                                 with_votes=settings.votes > 1, input_text=found.input_text_differs)
+            try:
+                for annotation in tagger.run(labelable(source, found)):
+                    tally.add(annotation)
+                    if consistency is not None:
+                        consistency.observe(annotation)
+                    writer.add(annotation)
+                summary.output = str(writer.commit(revise=consistency.reviser() if consistency else None))
+                if consistency is not None:
+                    summary.subset_outliers, summary.subset_majority_taken = consistency.outliers, consistency.taken
+                    summary.subset_uniformity = consistency.uniformity()
+            finally:
+                writer.discard()
+    finally:
+        cache.close()
+    wall = time.perf_counter() - started
+    summary = summary.model_copy(update={
+        **counters.model_dump(), "ok": tally.ok, "failed": tally.failed,
+        "cached": tagger.cached_items,
+        "estimated_cost_usd": 0.0 if settings.local else run_cost(price, counters, batches),
+        "wall_seconds": round(wall, 3),
+        "items_per_second": round((tally.ok + tally.failed) / wall, 2) if wall else 0.0,
+        "labeler": cfg.labeler, "budget_stopped": tagger.budget_stopped,
+        "failed_ids": tally.failed_ids, "failure_reasons": tally.reasons,
+        "reasked_by_evidence": tally.reasked,
+    })
+    write_json_atomic(Path(f"{output}.summary.json"), summary.model_dump())
+    return summary
+
+
+def label_files(
+    paths: list[str],
+    output: str | Path,
+    spec: SourceSpec,
+    settings: Settings,
+    *,
+    on_bad_record: OnBad = "error",
+    **kwargs: Any,
+) -> Summary:
+    """Read files, label their items, write the table and summary (``annotator label``)."""
+    dry_run = bool(kwargs.get("dry_run"))
+    if not dry_run:
+        check_outputs(output, paths)
+    with output_lock(None if dry_run else output):
+
+        def source() -> Iterator[Item | Reject]:
+            return read_items(paths, spec)
+
+        found = scan(source)
+        check_rejects(found, on_bad_record)
+        return run(source, found, settings, output=output, **kwargs)
+
+
+def label(
+    data: pd.DataFrame | Iterable[dict[str, Any]] | Iterable[Item],
+    *,
+    text_field: str | None = None,
+    template: str | None = None,
+    id_field: str | None = None,
+    source: str | None = None,
+    on_bad_record: OnBad = "error",
+    output: str | Path | None = None,
+    keep_fields: bool = True,
+    max_cost: float | None = None,
+    config: str | Path | None = None,
+    **settings: Any,
+) -> pd.DataFrame:
+    """Label records and return the labels table (the Python API of ``annotator label``).
+
+    Args:
+        data: a DataFrame, an iterable of dicts, or of :class:`Item`.
+        text_field: field holding the text (as ``--text-field``).
+        template: Jinja template over the record's fields (as ``--template``).
+        id_field: field holding a stable id (as ``--id-field``).
+        source: value of the ``source`` column (as ``--source``).
+        on_bad_record: ``error`` (raise before sending anything) or ``skip``.
+        output: also write the table (and summary) there.
+        keep_fields: keep input fields as columns.
+        max_cost: stop starting requests at this estimated spend (USD).
+        config: an ``annotator.toml`` path.
+        **settings: any :class:`~annotator.config.Settings` field (``base_url``, ``model``,
+            ``kind``, ``concurrency``, ``votes``, ``items_per_request``, ``cache_dir``, ...).
+    """
+    resolved = load_settings(settings, config)
+    records: list[Any] = data.to_dict("records") if isinstance(data, pd.DataFrame) else list(data)
+    spec = SourceSpec(text_field=text_field, template=template, id_field=id_field, source=source)
+
+    def read() -> Iterable[Item | Reject]:
+        if records and all(isinstance(r, Item) for r in records):
+            return records
+        return items_from_records(records, spec, name=source or "records")
+
+    found = scan(read)
+    check_rejects(found, on_bad_record)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(output) if output is not None else Path(tmp) / "labels.parquet"
+        with output_lock(output):
+            run(read, found, resolved, output=path, keep_fields=keep_fields, max_cost=max_cost)
+        return read_table(path).to_pandas()
