@@ -179,7 +179,9 @@ class FakeLLM:
         entry = {"user": first_user[:400], "tail": first_user[-400:], "n_messages": len(messages), "t": time.time(),
                  "model": body.get("model"), "auth": request.headers.get("Authorization", "")[:7],
                  "bytes": request.content_length, "seed": body.get("seed"),
-                 "temperature": body.get("temperature")}
+                 "temperature": body.get("temperature"),
+                 "peer": (request.transport.get_extra_info("peername") or (None, None))[1]
+                 if request.transport else None}
         if self.keep_log:
             self.log.append(entry)
         rule = self._rule_for(first_user if len(messages) <= 2 else first_user + user, body.get("model"))

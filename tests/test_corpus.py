@@ -222,6 +222,23 @@ def test_llm_fallback_labels_unsure_documents(tmp_path, model_dir, llm):
     assert (conf.min(axis=1) >= 0.9).all()
 
 
+def test_llm_fallback_keeps_one_client_for_every_batch(tmp_path, model_dir, llm):
+    """Batches of 2 documents: the unsure ones of every batch ride the connections of one client.
+
+    A client (and event loop) per batch would open new connections for each batch that has an
+    unsure document; one session for the run keeps at most ``--concurrency`` connections.
+    """
+    shard = tmp_path / "few.jsonl"
+    shard.write_text("".join(json.dumps(r) + "\n" for r in read(CORPUS / "cc.jsonl")[:12]))
+    res = run("shards", "label", shard, "-o", tmp_path / "out", "--classifier", model_dir, "--llm-below", 0.99,
+              "--batch-size", 2, "--workers", 1, "--base-url", llm.url, "--model", "m", "--concurrency", 1,
+              "--cache-dir", tmp_path / "cache")
+    assert res.exit_code == 0, res.output
+    labeled = [e for e in llm.log() if PROBE_TEXT not in e["user"]]
+    assert len(labeled) >= 4  # unsure documents in several batches
+    assert len({e["peer"] for e in labeled}) == 1, "a new connection (a new client) per batch"
+
+
 @pytest.mark.argilla
 def test_audit_sample_of_classified_shards_goes_to_argilla(tmp_path, model_dir, argilla_server, monkeypatch):
     import uuid

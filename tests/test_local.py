@@ -15,7 +15,6 @@ from click.testing import CliRunner
 from conftest import ROOT, write_jsonl
 from fakellm import free_port
 
-import annotator
 from annotator.cli import main
 from annotator.taxonomy import load_taxonomy
 
@@ -106,17 +105,19 @@ def test_missing_model_file_is_a_clear_error(tmp_path):
 
 
 def test_many_small_calls_share_one_embedded_server(tmp_path):
-    """The corpus step's --llm-below labels one batch at a time: the embedded server starts once for all."""
-    from annotator.llm.local import kept_running
+    """The corpus step's --llm-below labels one batch at a time: one session, one embedded server for all."""
+    from annotator.config import load_settings
+    from annotator.labeling.session import Session
     from annotator.records import Item
 
     before = set(llama_servers())
     seen = set()
-    with kept_running():
+    with Session(load_settings({"kind": "corpus", "cache_dir": str(tmp_path / "cache")})) as session:
         for i in range(3):
-            table = annotator.label([Item(id=f"d{i}", source="news", text=f"A short news report number {i}.")],
-                                    kind="corpus")
-            assert (table.status == "ok").all()
+            out = list(session.label([Item(id=f"d{i}", source="news", text=f"A short news report number {i}.")]))
+            assert [a.status for a in out] == ["ok"]
             seen |= set(llama_servers()) - before
+        client = session.tagger.client
     assert len(seen) == 1  # one server process served the three calls
+    assert session.counters.requests >= 3 and client is session.tagger.client  # on one client
     assert set(llama_servers()) == before  # and it stopped at the end

@@ -1,11 +1,14 @@
-"""Resolution rules for reviewers' answers and the review gate (pure Python, no server)."""
+"""The review rules without Argilla: resolving reviewers' answers, the gate, the queue, the guidelines."""
 
 import pandas as pd
 import pytest
 
+from annotator.config import resource_path
 from annotator.errors import GateError
 from annotator.review.gate import gate
+from annotator.review.layout import MAX_DATASET_GUIDELINES, dataset_guidelines, guidelines
 from annotator.review.resolve import canonical, resolve
+from annotator.stats import krippendorff_alpha, wilson
 from annotator.taxonomy import load_taxonomy
 
 TAX = load_taxonomy()
@@ -87,3 +90,56 @@ def test_gate_passes_only_confirmed_and_corrected_and_records_an_override():
     allowed, record = gate(table, allow_unreviewed=True)
     assert record.allow_unreviewed and list(allowed.id) == list("abcde")
     assert list(allowed.gate) == ["reviewed", "reviewed"] + ["unreviewed-allowed"] * 3
+
+
+# ---- the review queue and the guidelines (no Argilla) ----
+
+def test_guidelines_fit_argilla_and_keep_the_version_marker():
+    text = dataset_guidelines(TAX, "eval")
+    assert len(text) <= MAX_DATASET_GUIDELINES and TAX.version in text
+    assert len(guidelines(TAX, "eval")) > len(text) or "Examples" in text
+
+
+def test_agreement_helpers_by_hand():
+    assert krippendorff_alpha([["a", "a"], ["b", "b"], ["a", "c"]]) == pytest.approx(6 / 11)
+    assert krippendorff_alpha([["a"]]) is None and krippendorff_alpha([["a", "a"]]) == 1.0
+    lo, hi = wilson(8, 10)
+    assert lo == pytest.approx(0.4902, abs=1e-3) and hi == pytest.approx(0.9433, abs=1e-3)
+
+
+def test_committed_guidelines_match_the_shipped_taxonomy():
+    for kind in ("eval", "corpus"):
+        committed = (resource_path("review") / f"guidelines-{kind}.md").read_text()
+        assert committed == guidelines(TAX, kind), f"regenerate review/guidelines-{kind}.md"
+
+
+def test_queue_text_reads_right_and_guidelines_go_to_the_working_directory(tmp_path, monkeypatch):
+    from annotator.config import guidelines_dir
+    from annotator.review.queue import model_name, plan, queue_text
+
+    sure = {"id": "x", **{f"{d.id}_confidence": 0.8 for d in DIMS}}
+    meta = plan(sure, DIMS, 0.0)
+    text = queue_text(meta, DIMS)
+    assert meta["priority"] < 1 and "above 1" not in text and "after the unsure ones" in text
+    unsure = plan({"id": "y", **{f"{d.id}_confidence": 0.3 for d in DIMS}}, DIMS, 0.0)
+    assert unsure["priority"] > 1 and "above 1: reviewed first" in queue_text(unsure, DIMS)
+    assert model_name("127.0.0.1:8000:my-model") == "my-model" and model_name("openai:gpt-4o") == "gpt-4o"
+    monkeypatch.chdir(tmp_path)
+    assert guidelines_dir() == tmp_path / "review"  # never the package's own checkout
+
+
+def test_rows_their_record_or_subset_doubts_are_reviewed_first():
+    """An answer re-asked against its record, or unlike its subset, goes before every unsure row."""
+    from annotator.review.queue import plan, queue_text
+
+    unsure = plan({"id": "u", **{f"{d.id}_confidence": 0.1 for d in DIMS}}, DIMS, 0.0)
+    outlier = plan({"id": "o", "flags": "subset outlier: task_type logical_puzzle, but 8 of 10 in sub/algebra are "
+                    "math_problem", **{f"{d.id}_confidence": 0.9 for d in DIMS}}, DIMS, 0.0)
+    reasked = plan({"id": "r", "flags": "task_type_confidence 2 clipped; evidence: output_constraint option_letter "
+                    "contradicts the record (...); re-asked within it"}, DIMS, 0.0)
+    clipped = plan({"id": "c", "flags": "task_type_confidence 2 clipped", **{f"{d.id}_confidence": 0.9
+                                                                              for d in DIMS}}, DIMS, 0.0)
+    assert outlier["priority"] > unsure["priority"] and reasked["priority"] > unsure["priority"]
+    assert clipped["priority"] < 1  # a repaired confidence alone is no doubt about the labels
+    assert queue_text(outlier, DIMS).startswith("**Priority") and "flagged: subset outlier" in queue_text(outlier, DIMS)
+    assert reasked["flagged"].startswith("evidence:") and "clipped" not in reasked["flagged"]

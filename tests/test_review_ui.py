@@ -11,7 +11,8 @@ import pytest
 from conftest import ROOT, argilla_down, argilla_up, read_env
 from test_review import OPS, Api, labels_file
 
-from annotator.review import pull, push
+from annotator.review.pull import pull
+from annotator.review.push import push
 
 pytestmark = [pytest.mark.timeout(1500), pytest.mark.argilla, pytest.mark.slow]
 CHROMIUM = "/usr/bin/chromium"

@@ -226,7 +226,7 @@ def review_push(labels: str, dataset: str, workspace: str | None, taxonomy: str 
                 sample: int | None, seed: int, new_version: bool, guidelines_dir: str | None) -> None:
     """Push LABELS (a labels table, or a labeled-shards OUTDIR with --sample) to Argilla as suggestions."""
     from annotator.errors import ConfigError
-    from annotator.review import push
+    from annotator.review.push import push
 
     audit_all = False
     if Path(labels).is_dir():
@@ -252,7 +252,7 @@ def review_push(labels: str, dataset: str, workspace: str | None, taxonomy: str 
 @errors_to_messages
 def review_pull(dataset: str, workspace: str | None, output: str, taxonomy: str | None) -> None:
     """Pull reviewers' answers, resolved per dimension, into OUTPUT."""
-    from annotator.review import pull
+    from annotator.review.pull import pull
 
     res = pull(dataset, output, workspace=workspace, taxonomy_path=taxonomy)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(res.counts.items()))
@@ -268,7 +268,7 @@ def review_pull(dataset: str, workspace: str | None, output: str, taxonomy: str 
 @errors_to_messages
 def review_status_cmd(dataset: str, workspace: str | None, taxonomy: str | None, as_json: bool) -> None:
     """Progress per reviewer and LLM-vs-human / inter-annotator agreement."""
-    from annotator.review import review_status
+    from annotator.review.status import review_status
 
     report = review_status(dataset, workspace=workspace, taxonomy_path=taxonomy)
     click.echo(report.model_dump_json(indent=2) if as_json else report.text())

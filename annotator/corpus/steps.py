@@ -61,6 +61,7 @@ class ClassifyDocuments(PipelineStep):
         self.llm_below = llm_below
         self.llm_settings = dict(llm_settings or {})
         self._model: Any = None
+        self._session: Any = None  # the LLM fallback's labeling session, opened on first need
 
     @property
     def model(self) -> Any:
@@ -102,38 +103,55 @@ class ClassifyDocuments(PipelineStep):
 
     def _llm(self, rows: list[int], ids: list[str], texts: list[str], sources: list[Any],
              cols: dict[str, list[Any]], dims: list[Dimension]) -> None:
-        from annotator.labeling.run import label
         from annotator.records import Item
 
         items = [Item(id=ids[i], text=texts[i], source=str(sources[i] or "corpus")) for i in rows]
-        table = label(items, kind="corpus", **self.llm_settings).set_index("id")
+        table = {a.id: a for a in self.session().label(items)}
         for i in rows:
-            row = table.loc[ids[i]]
-            if row["status"] != "ok":
-                cols["error"][i] = f"llm fallback failed: {row['error']}"
+            annotation = table[ids[i]]
+            if annotation.status != "ok":
+                cols["error"][i] = f"llm fallback failed: {annotation.error}"
                 continue
             for dim in dims:
-                value = row[dim.id]
+                value = annotation.labels[dim.id]
                 cols[dim.id][i] = [str(v) for v in value] if dim.multi else str(value)
-                confidence = row.get(f"{dim.id}_confidence")
-                cols[f"{dim.id}_confidence"][i] = None if confidence is None or confidence != confidence \
-                    else float(confidence)
-            cols["labeler"][i] = str(row["labeler"])
+                confidence = annotation.confidence.get(dim.id)
+                cols[f"{dim.id}_confidence"][i] = None if confidence is None else float(confidence)
+            cols["labeler"][i] = annotation.labeler
         self.stat_update("llm_fallback", value=len(rows))
+
+    def session(self) -> Any:
+        """The LLM fallback's :class:`~annotator.labeling.session.Session`, opened once per worker.
+
+        One settings resolution, one cache, one client and event loop, and with the embedded model
+        one server for every batch of unsure documents; :meth:`close` ends it.
+        """
+        if self._session is None:
+            from annotator.config import load_settings
+            from annotator.labeling.session import Session
+
+            self._session = Session(load_settings({**self.llm_settings, "kind": "corpus"})).__enter__()
+        return self._session
+
+    def close(self) -> None:
+        """End the LLM fallback's session (the embedded server stops); a later batch opens a new one."""
+        if self._session is not None:
+            session, self._session = self._session, None
+            session.__exit__(None, None, None)
 
     def run(self, data: Iterable[Document], rank: int = 0, world_size: int = 1) -> Iterator[Document]:
         """Yield every document with its labels in ``metadata`` (an ``llm_error`` when the fallback failed).
 
-        With ``llm_below`` and the embedded model, its server starts once for the whole run, not once
-        per batch (:func:`annotator.llm.local.kept_running`).
+        With ``llm_below`` the LLM fallback's session (and the embedded model's server) is opened
+        once for the whole run, not once per batch, and closed when the run ends.
         """
-        from annotator.llm.local import kept_running
-
-        with kept_running():
+        try:
             for batch in _batches(data, self.batch_size):
                 with self.track_time("batch"):
                     self.label_batch(batch)
                 yield from batch
+        finally:
+            self.close()
 
 
 def output_name(shard: Path) -> str:
@@ -171,8 +189,11 @@ class LabelShards(PipelineStep):
 
     def run(self, data: Any = None, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
         """Process the shards of this rank; yields nothing (outputs are files)."""
-        for shard in self.shards[rank::world_size]:
-            self.label_shard(Path(shard))
+        try:
+            for shard in self.shards[rank::world_size]:
+                self.label_shard(Path(shard))
+        finally:
+            self.classify.close()  # the LLM fallback's session, when one was opened
         yield from ()
 
     def label_shard(self, shard: Path) -> dict[str, Any]:

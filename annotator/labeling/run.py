@@ -9,7 +9,6 @@ parts as rows finish, so memory stays flat from thousands to millions of items.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import sys
 import tempfile
@@ -20,25 +19,18 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from annotator.config import Settings, effective, load_settings
+from annotator.config import Settings, load_settings
 from annotator.errors import ConfigError
 from annotator.io import write_json_atomic
-from annotator.labeling.batch import through_batches
 from annotator.labeling.consensus import join_models, model_tables, side_by_side
 from annotator.labeling.guards import check_outputs, output_lock
-from annotator.labeling.planning import TagOptions
 from annotator.labeling.pool import Breaker
 from annotator.labeling.prepare import dry_run as estimate
-from annotator.labeling.prepare import endpoint, evidence_rules, probe_request, taxonomy_and_prompts
 from annotator.labeling.scan import Scan, Source, check_rejects, labelable, scan
+from annotator.labeling.session import Session
 from annotator.labeling.sources import SourceSpec, items_from_records, read_items
 from annotator.labeling.store import TableWriter, read_table, rejects_path, write_rejects
 from annotator.labeling.summary import Summary, Tally
-from annotator.labeling.tagging import Tagger
-from annotator.llm import LLMClient
-from annotator.llm.cache import AnswerCache, default_cache_dir
-from annotator.llm.probe import choose
-from annotator.llm.usage import Counters, load_prices, price_for, run_cost
 from annotator.records import Item, Reject
 from annotator.taxonomy import load_taxonomy
 
@@ -122,86 +114,41 @@ def _run_one(
 ) -> Summary:
     """One model: the streaming run (see :func:`run`); ``breaker`` lets a caller stop it."""
     started = time.perf_counter()
-    settings = effective(settings)
-    if settings.batch_api and (settings.items_per_request > 1 or settings.candidates or settings.local):
-        raise ConfigError("--batch-api sends one item per request without --candidates, to an external "
-                          "--base-url: drop --items-per-request/--candidates (the Batch API already halves the price)")
-    if settings.items_per_request > 1 and (settings.fewshot or settings.candidates):
-        raise ConfigError("--items-per-request > 1 cannot carry retrieved examples (--fewshot) or candidate "
-                          "restrictions (--candidates), which are per item: use one of them (set --fewshot 0 "
-                          "--candidates 0 to batch)")
+    session = Session(settings, max_cost=max_cost, progress=progress, total=found.labelable, breaker=breaker)
     if not dry_run:
         check_outputs(output)
-    taxonomy, prompts, examples_for, candidates_for = taxonomy_and_prompts(settings)
-    prices = load_prices(settings.prices_file, settings.prices)
     summary = Summary(items=found.labelable, rejected=len(found.rejects), duplicates=len(found.duplicate_ids),
                       duplicate_ids=sorted(set(found.duplicate_ids))[:100],
-                      taxonomy_version=taxonomy.version, prompt_version=prompts.version)
+                      taxonomy_version=session.taxonomy.version, prompt_version=session.prompts.version)
     if dry_run:
-        return estimate(labelable(source, found), settings, taxonomy, prompts, examples_for, prices, summary)
+        return estimate(labelable(source, found), session.settings, session.taxonomy, session.prompts,
+                        session.examples_for, session.prices, summary)
     if found.rejects:
         summary.rejects_file = str(write_rejects(found.rejects, rejects_path(output)))
-    counters = Counters()
-    batches = None
-    cache = AnswerCache(None if settings.no_cache else (settings.cache_dir or default_cache_dir()))
     tally = Tally()
-    try:
-        with endpoint(settings) as cfg:
-            price = price_for(cfg.model, prices) if not settings.local else None
-            if max_cost is not None and price is None and not settings.local:
-                raise ConfigError(f"--max-cost needs a price for model {cfg.model!r}: add it with --prices FILE")
-            if cfg.mode == "auto" and settings.batch_api:  # the Batch API is OpenAI's: structured outputs
-                cfg = dataclasses.replace(cfg, mode="json_schema")
-            if cfg.mode == "auto":  # find what the endpoint accepts (one small request per mode tried)
-                choice = choose(cfg, probe_request(taxonomy, settings), detail=settings.detail,
-                                max_chars=settings.max_chars, max_tokens=settings.max_tokens,
-                                counters=counters, cache=cache,
-                                version=f"{taxonomy.version}/{prompts.version}")
-                cfg = dataclasses.replace(cfg, mode=choice.mode)
-                settings = settings.model_copy(update={"detail": choice.detail, "max_chars": choice.max_chars
-                                                       or settings.max_chars})
-                taxonomy, prompts, examples_for, candidates_for = taxonomy_and_prompts(settings)
-                summary.prompt_version, summary.structured_output = prompts.version, choice.text()
-            else:  # not probed: say what was used and who chose it (never an empty field)
-                chosen = "the embedded model's default" if settings.local else "--mode"
-                summary.structured_output = f"structured output {cfg.mode}, {settings.detail} prompt ({chosen})"
-            options = TagOptions(kind=settings.kind, concurrency=settings.concurrency, votes=settings.votes,
-                                 items_per_request=settings.items_per_request,
-                                 temperature=settings.temperature, max_tokens=settings.max_tokens,
-                                 max_cost=max_cost, rationale=settings.rationale,
-                                 confidence=settings.confidence, progress=progress, total=found.labelable)
-            evidence_for, consistency = evidence_rules(taxonomy, settings)
-            tagger = Tagger(LLMClient(cfg, counters, settings.concurrency), taxonomy, prompts, cache, options,
-                            price, examples_for=examples_for, candidates_for=candidates_for, breaker=breaker,
-                            evidence_for=evidence_for, constrain=settings.local)
-            if settings.batch_api:
-                batches = through_batches(tagger, labelable(source, found), output, batch_size=settings.batch_size,
-                                          poll=settings.batch_poll)
-                summary.batch = batches.model_dump()
-            writer = TableWriter(output, taxonomy.dimensions(settings.kind), keep_fields=keep_fields,
-                                 with_votes=settings.votes > 1, input_text=found.input_text_differs)
-            try:
-                for annotation in tagger.run(labelable(source, found)):
-                    tally.add(annotation)
-                    if consistency is not None:
-                        consistency.observe(annotation)
-                    writer.add(annotation)
-                summary.output = str(writer.commit(revise=consistency.reviser() if consistency else None))
+    with session:
+        if session.settings.batch_api:
+            session.through_batches(labelable(source, found), output)
+        consistency = session.consistency()
+        writer = TableWriter(output, session.dims, keep_fields=keep_fields, with_votes=session.settings.votes > 1,
+                             input_text=found.input_text_differs)
+        try:
+            for annotation in session.label(labelable(source, found)):
+                tally.add(annotation)
                 if consistency is not None:
-                    summary.subset_outliers, summary.subset_majority_taken = consistency.outliers, consistency.taken
-                    summary.subset_uniformity = consistency.uniformity()
-            finally:
-                writer.discard()
-    finally:
-        cache.close()
+                    consistency.observe(annotation)
+                writer.add(annotation)
+            summary.output = str(writer.commit(revise=consistency.reviser() if consistency else None))
+            if consistency is not None:
+                summary.subset_outliers, summary.subset_majority_taken = consistency.outliers, consistency.taken
+                summary.subset_uniformity = consistency.uniformity()
+        finally:
+            writer.discard()
     wall = time.perf_counter() - started
     summary = summary.model_copy(update={
-        **counters.model_dump(), "ok": tally.ok, "failed": tally.failed,
-        "cached": tagger.cached_items,
-        "estimated_cost_usd": 0.0 if settings.local else run_cost(price, counters, batches),
+        **session.summary(), "ok": tally.ok, "failed": tally.failed,
         "wall_seconds": round(wall, 3),
         "items_per_second": round((tally.ok + tally.failed) / wall, 2) if wall else 0.0,
-        "labeler": cfg.labeler, "budget_stopped": tagger.budget_stopped,
         "failed_ids": tally.failed_ids, "failure_reasons": tally.reasons,
         "reasked_by_evidence": tally.reasked,
     })

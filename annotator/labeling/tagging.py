@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from typing import Any
 
 from pydantic import BaseModel
@@ -86,11 +87,17 @@ class Tagger:
         self.fresh: set[int] = set()  # keys (first 64 bits) answered in this run outside the tagger: not "cached"
 
     # ---- the stage --------------------------------------------------------------------------
-    def run(self, items: Iterable[Item]) -> Iterator[Annotation]:
+    def run(self, items: Iterable[Item], runner: asyncio.Runner | None = None) -> Iterator[Annotation]:
         """Stage: yield one annotation per item, in input order, holding a bounded window.
 
         Identical requests in flight at once (the same text under several ids, as MMLU-Redux
         repeats 52 texts) are sent once; the others take its answer (later ones hit the cache).
+
+        Args:
+            items: the items to label.
+            runner: the event loop to run on, kept open by the caller across runs (a labeling
+                session, :class:`annotator.labeling.session.Session`); None: a loop of its own for
+                this run, and the client is closed when it ends.
         """
         opts = self.options
         self.state = _State()
@@ -104,15 +111,16 @@ class Tagger:
         # chunks are a multiple of the batch size, so batches are cut from every item in input order
         # and a rerun forms the same requests
         chunks = chunked(iter(items), size * max(1, 64 // size))
-        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=loop_factory()) if runner is None else nullcontext(runner) as loop:
             try:
-                runner.run(stream.start(chunks))
-                while (ready := runner.run(stream.next_ready())) is not None:
+                loop.run(stream.start(chunks))
+                while (ready := loop.run(stream.next_ready())) is not None:
                     yield from ready
             finally:
                 self.budget_stopped = stream.budget_stopped
-                runner.run(stream.stop())
-                runner.run(self.client.close())
+                loop.run(stream.stop())
+                if runner is None:
+                    loop.run(self.client.close())
 
     def _hit(self, item: Item, vote: int, answer: Any, model: type[BaseModel], key: str | None = None) -> bool:
         """Use a cached answer if it still validates against the answer model.

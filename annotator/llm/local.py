@@ -152,40 +152,15 @@ class LocalServer:
         self.stop()
 
 
-_KEPT: dict[tuple[str, int | None, int], LocalServer] | None = None
-
-
-@contextmanager
-def kept_running() -> Iterator[None]:
-    """While inside, embedded servers started for labeling stay up and are reused, then stop at the end.
-
-    For callers that label in many small calls (the corpus step's ``--llm-below`` fallback, one
-    call per batch of documents): the server starts once, not once per call.
-    """
-    global _KEPT
-    outer = _KEPT is None
-    if outer:
-        _KEPT = {}
-    try:
-        yield
-    finally:
-        if outer:
-            servers, _KEPT = list((_KEPT or {}).values()), None
-            for server in servers:
-                server.stop()
-
-
 @contextmanager
 def server_for(settings: Settings) -> Iterator[LocalServer]:
-    """A running embedded server for ``settings``: a kept one inside :func:`kept_running`, else a new one."""
-    if _KEPT is None:
-        with LocalServer.from_settings(settings) as server:
-            yield server
-        return
-    key = (str(settings.model_path or ""), settings.local_threads, settings.local_ctx)
-    if key not in _KEPT or _KEPT[key].proc is None or _KEPT[key].proc.poll() is not None:
-        _KEPT[key] = LocalServer.from_settings(settings).start()
-    yield _KEPT[key]
+    """A running embedded server for ``settings``, stopped when the block ends.
+
+    A caller that labels in many small calls keeps one open through a labeling session
+    (:class:`annotator.labeling.session.Session`), so the server starts once, not once per call.
+    """
+    with LocalServer.from_settings(settings) as server:
+        yield server
 
 
 def serve_forever(settings: Settings, port: int | None = None) -> None:

@@ -10,18 +10,21 @@ optional ``<dimension>_primary`` question ("which comes first"), preselected fro
 suggestion, since the UI stores multi-label answers in label order. Then an optional
 ``comment``. Metadata: source, subset, per-dimension confidence, vote agreement, review
 priority, audit flag and the taxonomy version. The guidelines carry a machine-readable marker of the taxonomy
-version, so a dataset built for another version is recognised and refused.
+version, so a dataset built for another version is recognised and refused. Only :func:`settings` needs
+``argilla``; the guidelines are plain text (importable without the ``review`` extra).
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-
-import argilla as rg
+from typing import TYPE_CHECKING
 
 from annotator.review.resolve import primary_question
 from annotator.taxonomy import Dimension, Taxonomy
+
+if TYPE_CHECKING:
+    import argilla as rg
 
 MARKER = re.compile(r"<!-- slice-annotator taxonomy_version=(\S+) kind=(\S+) -->")
 COMMENT = "comment"
@@ -112,6 +115,8 @@ def write_guidelines(taxonomy: Taxonomy, kind: str, directory: Path) -> Path:
 
 def settings(taxonomy: Taxonomy, kind: str, min_submitted: int = 1) -> rg.Settings:
     """Argilla dataset settings for ``kind`` labels of ``taxonomy``."""
+    import argilla as rg  # the Argilla boundary: the guidelines above need no argilla
+
     dims = taxonomy.dimensions(kind)
     questions: list = []
     for dim in dims:
