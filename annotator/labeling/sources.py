@@ -61,21 +61,31 @@ def read_items(paths: Iterable[str | Path], spec: SourceSpec) -> Iterator[Item |
     for raw_path in paths:
         path = Path(raw_path)
         source = spec.source or (path.name if path.is_dir() else _stem(path))
-        text_field = spec.text_field
         count = 0
-        for location, record in records(path):
+        for found in _items(records(path), source, spec, template):
             count += 1
-            if isinstance(record, Reject):
-                yield record
-                continue
-            if template is None and text_field is None:
-                text_field = _find_text_field(record)
-                if text_field is None:
-                    yield _no_text_field(record, location)
-                    continue
-            yield _to_item(record, location, source, spec, template, text_field)
+            yield found
         if count == 0:
             yield Reject(location=str(path), reason="empty file: no records")
+
+
+def _items(located: Iterable[tuple[str, Any]], source: str, spec: SourceSpec,
+           template: jinja2.Template | None) -> Iterator[Item | Reject]:
+    """``(location, record or Reject)`` pairs -> items; the text field is found in the first record."""
+    text_field = spec.text_field
+    for location, record in located:
+        if isinstance(record, Reject):
+            yield record
+            continue
+        if not isinstance(record, dict):
+            yield Reject(location=location, reason="record is not a mapping")
+            continue
+        if template is None and text_field is None:
+            text_field = _find_text_field(record)
+            if text_field is None:
+                yield _no_text_field(record, location)
+                continue
+        yield _to_item(record, location, source, spec, template, text_field)
 
 
 def _find_text_field(record: dict[str, Any]) -> str | None:
@@ -147,16 +157,5 @@ def items_from_records(
 ) -> Iterator[Item | Reject]:
     """Stage: in-memory records (e.g. DataFrame rows) -> items, located as ``name:row N``."""
     template = compile_template(spec.template, "--template") if spec.template else None
-    text_field = spec.text_field
-    source = spec.source or name
-    for i, record in enumerate(records):
-        location = f"{name}:row {i}"
-        if not isinstance(record, dict):
-            yield Reject(location=location, reason="record is not a mapping")
-            continue
-        if template is None and text_field is None:
-            text_field = _find_text_field(record)
-            if text_field is None:
-                yield _no_text_field(record, location)
-                continue
-        yield _to_item(record, location, source, spec, template, text_field)
+    yield from _items(((f"{name}:row {i}", record) for i, record in enumerate(records)), spec.source or name, spec,
+                      template)
