@@ -99,9 +99,14 @@ def started_batch_job(url, out, until, *extra):
                              str(out), "--base-url", url, "--model", "fake-model", "--batch-api", *map(str, extra)],
                             env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    deadline = time.time() + 60
+    deadline = time.time() + 120
     while time.time() < deadline and not (state.exists() and until in state.read_text()):
+        if proc.poll() is not None:
+            raise AssertionError(f"the job ended before its state showed {until!r}: {proc.communicate()}")
         time.sleep(0.05)
+    if not (state.exists() and until in state.read_text()):
+        proc.kill()
+        raise AssertionError(f"the job's state never showed {until!r} in 120 s: {proc.communicate()}")
     return proc
 
 

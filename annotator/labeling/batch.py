@@ -34,6 +34,7 @@ from annotator.errors import ConfigError
 from annotator.io import write_json_atomic
 from annotator.labeling.tagging import Tagger
 from annotator.llm.batches import TERMINAL, BatchAPI
+from annotator.llm.cache import short_key
 from annotator.llm.translate import redact
 from annotator.llm.usage import Counters, estimate_answer_tokens, estimate_tokens, run_cost
 from annotator.records import Item
@@ -189,19 +190,18 @@ class _Budget:
 
 
 def _key_set(keys: Iterable[str]) -> np.ndarray:
-    """The first 64 bits of hex request keys, sorted.
+    """:func:`~annotator.llm.cache.short_key` of every request key, sorted (1M requests in open batches: 8 MB).
 
-    8 bytes a request where a set of strings takes ~150 (1M requests in open batches: 8 MB). A
-    false match (2^-64 odds) only sends that request online after the batches, so it is safe.
+    A false match (2^-64 odds) only sends that request online after the batches, so it is safe.
     """
-    return np.sort(np.fromiter((int(k[:16], 16) for k in keys), dtype=np.uint64))
+    return np.sort(np.fromiter((short_key(k) for k in keys), dtype=np.uint64))
 
 
 def _not_in(requests: Iterator[tuple[str, dict[str, Any]]], skip: np.ndarray) -> Iterator[tuple[str, dict[str, Any]]]:
     """The requests whose keys are not in ``skip`` (:func:`_key_set`: already in an open batch)."""
     for key, body in requests:
         if len(skip):
-            h = np.uint64(int(key[:16], 16))
+            h = np.uint64(short_key(key))
             at = int(np.searchsorted(skip, h))
             if at < len(skip) and skip[at] == h:
                 continue

@@ -30,16 +30,10 @@ from annotator.labeling.pool import WorkState as _State
 from annotator.labeling.prompts import PromptSet
 from annotator.labeling.votes import assemble
 from annotator.llm import LLMClient, parameter_fingerprint
-from annotator.llm.cache import AnswerCache
+from annotator.llm.cache import AnswerCache, short_key
 from annotator.llm.usage import Price
 from annotator.records import Annotation, Item
 from annotator.taxonomy import Taxonomy
-
-
-def _short(key: str) -> int:
-    """The first 64 bits of a hex cache key (8 bytes a key where a string takes ~110)."""
-    return int(key[:16], 16)
-
 
 ANSWERED_KEPT = 65536  # a repeat planned before its twin was answered lies within one window
 
@@ -130,7 +124,7 @@ class Tagger:
         if answer is None or not still_valid(model, answer):
             return False
         self.state.answers[item.id][vote] = answer
-        if key is None or not self.fresh or _short(key) not in self.fresh:
+        if key is None or not self.fresh or short_key(key) not in self.fresh:
             self.state.from_cache[item.id] = self.state.from_cache.get(item.id, 0) + 1
         return True
 
@@ -310,7 +304,7 @@ class Tagger:
         except ResponseError:
             return False
         self.cache.set(key, answer.model_dump(mode="json"))
-        self.fresh.add(_short(key))
+        self.fresh.add(short_key(key))
         return True
 
     def spent_elsewhere(self, usd: float) -> None:

@@ -34,6 +34,15 @@ def default_cache_dir() -> Path:
     return Path(base) / "slice-annotator"
 
 
+def short_key(key: str) -> int:
+    """The first 64 bits of a cache key, as an int: 8 bytes where the hex string takes ~110.
+
+    For sets of many keys (a run's batch answers, the requests in open batches); a false match
+    has odds of 2^-64.
+    """
+    return int(key[:16], 16)
+
+
 def request_key(payload: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of ``payload`` (sorted keys, no whitespace)."""
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
