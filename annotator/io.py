@@ -281,6 +281,17 @@ def _table_rows(table: Any, path: Path, unit: str) -> Iterator[Record]:
         offset += batch.num_rows
 
 
+def load_yaml(text: str) -> Any:
+    """Parse YAML safely, with libyaml's C parser when PyYAML has it (about 10x faster, same data).
+
+    Raises:
+        yaml.YAMLError: the text is not YAML (with the line and column of the problem).
+    """
+    import yaml
+
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
+
+
 # One way to write a file: atomically, with the permissions the user's umask gives.
 #
 # Every output (labels table, summary, rejects, reports, manifests) is written to a temporary file

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from annotator.config import resource_path
 from annotator.errors import TaxonomyError
+from annotator.io import load_yaml
 
 DEFAULT_TAXONOMY = "taxonomy-v1.yaml"
 
@@ -204,7 +205,7 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     except OSError as exc:
         raise TaxonomyError(f"{file}: cannot read taxonomy: {exc.strerror or exc}") from exc
     try:
-        data = yaml.safe_load(raw_bytes.decode("utf-8"))
+        data = load_yaml(raw_bytes.decode("utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise TaxonomyError(f"{file}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):

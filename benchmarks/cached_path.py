@@ -82,8 +82,13 @@ def ours(data: Path, out: Path, cache: Path, url: str, concurrency: int) -> tupl
 
 
 def curator(python: str, data: Path, cache: Path, url: str, concurrency: int) -> tuple[float, float, int]:
+    # curator counts tokens with tiktoken, which downloads its encodings at first use; litellm (a
+    # curator dependency) ships them, so point tiktoken there: nothing is fetched
+    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
     env = dict(os.environ, CURATOR_CACHE_DIR=str(cache), CURATOR_DISABLE_RICH_DISPLAY="1",
-               CURATOR_VIEWER="0", TELEMETRY_ENABLED="0", HOSTED_CURATOR_VIEWER="0")
+               CURATOR_VIEWER="0", TELEMETRY_ENABLED="0", HOSTED_CURATOR_VIEWER="0",
+               TIKTOKEN_CACHE_DIR=str(Path(purelib) / "litellm" / "litellm_core_utils" / "tokenizers"))
     started = time.perf_counter()
     done = subprocess.run([python, "-c", CURATOR, str(data), url, str(concurrency)], env=env, capture_output=True,
                           text=True)

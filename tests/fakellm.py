@@ -113,7 +113,9 @@ def generate(schema: dict[str, Any], root: dict[str, Any], seed: str, ids: list[
             start = int(hashlib.md5(seed.encode()).hexdigest()[2:6], 16)
             return [options[(start + k) % len(options)] for k in range(min(n, len(options)))]
         return [generate(schema.get("items", {}), root, f"{seed}/{k}", ids) for k in range(max(lo, 1))]
-    if kind in ("number", "integer"):
+    if kind == "integer":
+        return 1
+    if kind == "number":
         return 0.8
     if kind == "boolean":
         return True

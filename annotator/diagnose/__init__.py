@@ -1,8 +1,11 @@
-"""Closing the loop: slice diagnosis of eval results, data-vs-non-data verdicts, sampling plans.
+"""Slice diagnosis: eval results joined with reviewed labels, weak slices, data / non-data verdicts.
 
-``report`` (``annotator slices report``) joins reviewed eval labels with per-sample results
-(``results``), measures every slice (``slices``), turns weak slices into findings with verdicts
-(``verdict``) and writes JSON, Markdown and a self-contained HTML page (``html``); ``plan``
-(``annotator map``) turns data findings into corpus categories and a sampling manifest;
-``ledger`` measures whether a plan helped the slices it targeted.
+``results`` reads per-sample results (lm-eval sample logs, tables), ``responses`` reads what the
+model wrote (failure states: runaway, truncated, no answer), ``slices`` measures every slice,
+``verdict`` turns weak slices into findings with verdicts, ``ledger`` measures whether a sampling
+plan helped the slices it targeted, ``report`` (``annotator slices report``) writes JSON, Markdown
+and a self-contained HTML page (``html``).
+
+May import from ``annotator.review`` (the gate), ``annotator.labeling``, ``annotator.llm`` and
+the shared modules.
 """

@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, Field
 from scipy import stats as st
 
 from annotator.config import resource_path
 from annotator.diagnose.slices import Items, Key, Population, SliceStat, describe, enumerate_slices, slice_stats
+from annotator.io import load_yaml
 from annotator.stats import benjamini_hochberg
 
 Verdict = Literal["data", "non-data", "inconclusive"]
@@ -83,7 +83,7 @@ class Finding(BaseModel):
 def diagnosis_config(path: str | None = None) -> dict[str, Any]:
     """The diagnosis settings (``schemas/diagnosis.yaml`` unless another file is given)."""
     file = Path(path) if path else resource_path("schemas") / "diagnosis.yaml"
-    return yaml.safe_load(file.read_text(encoding="utf-8"))
+    return load_yaml(file.read_text(encoding="utf-8"))
 
 
 def measure_of(kind: str) -> str:

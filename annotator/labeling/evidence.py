@@ -89,8 +89,8 @@ class Evidence:
                 admitted.update(self._allowed(shape.admits, shape.excludes))
                 said.append(f"answer field {answer_field!r} is {shape.says} ({_short(shown)})")
         seen = {cue.id for cue, pattern in self._cues
-                if len(pattern.findall(item.text)) >= cue.min_matches or (cue.or_choices and choices > 1)
-                or any(_present(fields.get(f)) for f in cue.or_fields)}
+                if (cue.or_choices and choices > 1) or any(_present(fields.get(f)) for f in cue.or_fields)
+                or _at_least(pattern, item.text, cue.min_matches)}
         for cue, _ in self._cues:  # cues that are there decide first, then the absent ones exclude
             allowed = self._allowed(cue.admits, cue.excludes)
             if cue.id in seen and (open_dims := {d: v for d, v in allowed.items() if d not in admitted}):
@@ -165,3 +165,13 @@ def _as_text(value: Any) -> str:
 def _short(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
+
+
+def _at_least(pattern: re.Pattern[str], text: str, n: int) -> bool:
+    """``pattern`` matches ``text`` at least ``n`` times (it stops looking at the n-th match)."""
+    if n <= 0:
+        return True
+    for count, _ in enumerate(pattern.finditer(text), 1):
+        if count >= n:
+            return True
+    return False

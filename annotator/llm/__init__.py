@@ -3,7 +3,11 @@
 ``client`` holds the async structured-output client (transport retries owned by tenacity,
 validation re-asks by our loop in ``structured``), ``ratelimit`` its pacing, ``probe`` the
 ``--mode auto`` probe, ``batches`` the Batch API transport; ``translate`` turns what the SDK
-raises into our errors.
+raises into our errors. ``endpoint`` is what a client needs to know, ``cache`` the answer cache
+(keyed by the request sent), ``usage`` prices and token counts, ``local`` the embedded llama.cpp
+server.
+
+May import from the shared modules only.
 """
 
 from annotator.llm.client import LLMClient

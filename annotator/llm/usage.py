@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from annotator.config import resource_path
 from annotator.errors import ConfigError
+from annotator.io import load_yaml
 
 CHARS_PER_TOKEN = 4.0
 ANSWER_TOKENS_PER_DIMENSION = 14
@@ -58,7 +59,7 @@ def load_prices(extra_file: str | Path | None = None, overrides: dict[str, Any] 
         if file is None:
             continue
         try:
-            data = yaml.safe_load(file.read_text()) or {}
+            data = load_yaml(file.read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"{file}: cannot read price table: {exc}") from exc
         sources.append((str(file), data.get("models", data)))
