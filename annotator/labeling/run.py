@@ -3,8 +3,9 @@
 ``label_files`` backs ``annotator label``; :func:`label` is the Python API mirroring it.
 Two passes over the input: a cheap checking pass (:mod:`annotator.labeling.scan`) before any request is
 sent, so ``--on-bad-record error`` stops a run that would otherwise pay for half a file; then
-the labeling pass streams items through the tagger in bounded windows and the writer appends
-parts as rows finish, so memory stays flat from thousands to millions of items.
+the labeling pass streams items through the LLM stage in bounded windows and the writer appends
+parts as rows finish, so memory stays flat from thousands to millions of items. The LLM stage is
+one :class:`~annotator.labeling.session.Session` per model.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +37,17 @@ from annotator.records import Item, Reject
 from annotator.taxonomy import load_taxonomy
 
 OnBad = Literal["error", "skip"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one run writes and how (see :func:`run`'s arguments)."""
+
+    output: str | Path
+    dry_run: bool = False
+    max_cost: float | None = None
+    keep_fields: bool = True
+    progress: bool | str = False
 
 
 def run(
@@ -65,9 +78,9 @@ def run(
         keep_fields: keep input fields as columns.
         progress: show a progress bar.
     """
+    job = Job(output=output, dry_run=dry_run, max_cost=max_cost, keep_fields=keep_fields, progress=progress)
     if len(settings.models) < 2:
-        return _run_one(source, found, settings, output=output, dry_run=dry_run, max_cost=max_cost,
-                        keep_fields=keep_fields, progress=progress)
+        return _run_one(source, found, settings, job)
     if not settings.base_url:
         raise ConfigError("--model given several times needs an endpoint (--base-url) serving those models")
     started = time.perf_counter()
@@ -77,10 +90,10 @@ def run(
     breakers = {name: Breaker() for name in tables}
 
     def one(name: str) -> Summary:  # each model gets an equal share of the budget
-        return _run_one(source, found, settings.model_copy(update={"model": name, "models": []}),
-                        output=tables[name], dry_run=dry_run, keep_fields=keep_fields,
-                        progress=progress if name == settings.models[0] else False, breaker=breakers[name],
+        share = replace(job, output=tables[name], progress=progress if name == settings.models[0] else False,
                         max_cost=None if max_cost is None else max_cost / len(tables))
+        return _run_one(source, found, settings.model_copy(update={"model": name, "models": []}), share,
+                        breaker=breakers[name])
 
     jobs = {name: functools.partial(one, name) for name in tables}
     per_model = {name: job() for name, job in jobs.items()} if dry_run else side_by_side(
@@ -100,27 +113,17 @@ def run(
     return summary
 
 
-def _run_one(
-    source: Source,
-    found: Scan,
-    settings: Settings,
-    *,
-    output: str | Path,
-    dry_run: bool = False,
-    max_cost: float | None = None,
-    keep_fields: bool = True,
-    progress: bool | str = False,
-    breaker: Breaker | None = None,
-) -> Summary:
+def _run_one(source: Source, found: Scan, settings: Settings, job: Job, breaker: Breaker | None = None) -> Summary:
     """One model: the streaming run (see :func:`run`); ``breaker`` lets a caller stop it."""
     started = time.perf_counter()
-    session = Session(settings, max_cost=max_cost, progress=progress, total=found.labelable, breaker=breaker)
-    if not dry_run:
+    output = job.output
+    session = Session(settings, max_cost=job.max_cost, progress=job.progress, total=found.labelable, breaker=breaker)
+    if not job.dry_run:
         check_outputs(output)
     summary = Summary(items=found.labelable, rejected=len(found.rejects), duplicates=len(found.duplicate_ids),
                       duplicate_ids=sorted(set(found.duplicate_ids))[:100],
                       taxonomy_version=session.taxonomy.version, prompt_version=session.prompts.version)
-    if dry_run:
+    if job.dry_run:
         return estimate(labelable(source, found), session.settings, session.taxonomy, session.prompts,
                         session.examples_for, session.prices, summary)
     if found.rejects:
@@ -130,7 +133,7 @@ def _run_one(
         if session.settings.batch_api:
             session.through_batches(labelable(source, found), output)
         consistency = session.consistency()
-        writer = TableWriter(output, session.dims, keep_fields=keep_fields, with_votes=session.settings.votes > 1,
+        writer = TableWriter(output, session.dims, keep_fields=job.keep_fields, with_votes=session.settings.votes > 1,
                              input_text=found.input_text_differs)
         try:
             for annotation in session.label(labelable(source, found)):
