@@ -8,9 +8,9 @@ a record (invalid UTF-8, invalid JSON, not an object) comes back as a
 :class:`~annotator.errors.InputError`. Labeling inputs, corpus shards, eval results, labels tables
 and corpus labels for a plan are all read here.
 
-Writing (:func:`atomic_path`, :func:`write_json_atomic`): every output is written to a temporary
-file beside its target and renamed over it, so a reader never sees half a file and a killed run
-never leaves one.
+Writing (:func:`atomic_path`, and on it :func:`table_writer`, :func:`write_json_atomic`,
+:func:`write_text_atomic`): every output is written to a temporary file beside its target and
+renamed over it, so a reader never sees half a file and a killed run never leaves one.
 """
 
 from __future__ import annotations
@@ -332,3 +332,56 @@ def write_json_atomic(path: Path, payload: Any) -> None:
             json.dump(payload, fh, indent=2, ensure_ascii=False, default=str)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text to ``path`` via a temporary file and rename (never half-written).
+
+    Raises:
+        OutputError: the file cannot be written, naming it.
+    """
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+@contextmanager
+def table_writer(path: str | Path, schema: Any = None) -> Iterator[Callable[[Any], None]]:
+    """Write a table to ``path`` atomically, part by part: JSONL for ``*.jsonl`` / ``*.ndjson``, else Parquet.
+
+    Yields ``write(part)``, where a part is a ``pyarrow.Table`` or a list of row dicts (JSONL rows
+    are written as given, Parquet rows under ``schema``). With nothing written, a Parquet file
+    still holds ``schema`` (an empty table).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() in {".jsonl", ".ndjson"}:
+            with open(tmp, "w", encoding="utf-8") as fh:
+
+                def write_jsonl(part: Any) -> None:
+                    rows = part.to_pylist() if isinstance(part, pa.Table) else part
+                    fh.writelines(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows)
+
+                yield write_jsonl
+            return
+        writer: Any = None
+
+        def write_parquet(part: Any) -> None:
+            nonlocal writer
+            table = part if isinstance(part, pa.Table) else pa.Table.from_pylist(part, schema=schema)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, schema if schema is not None else table.schema)
+            writer.write_table(table)
+
+        try:
+            yield write_parquet
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None and schema is not None:
+            pq.write_table(schema.empty_table(), tmp)

@@ -16,12 +16,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from annotator.corpus.shards import Doc, ShardError, read_shard
 from annotator.errors import InputError
-from annotator.io import records
+from annotator.io import records, table_writer
 from annotator.stats import StratifiedReservoir
 
 STRATUM = "genre"
@@ -57,7 +54,8 @@ def audit_sample(out_dir: str | Path, n: int, *, seed: int = 0) -> Path:
         row.update(kind="corpus", source=Path(shard).name.split(".")[0] if shard else "corpus",
                    prompt_version=str(manifest.get("model_id") or ""), error=None)
     path = out / f"audit-{n}-{seed}.parquet"
-    pq.write_table(pa.Table.from_pylist(picked), path)
+    with table_writer(path) as write:
+        write(picked)
     return path
 
 

@@ -24,12 +24,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
 from annotator.corpus.shards import Doc, DocError, ShardError, read_shard
-from annotator.io import atomic_path
+from annotator.io import table_writer, write_text_atomic
 from annotator.taxonomy import Dimension
 
 LABELER = "classifier"
@@ -210,11 +209,11 @@ class LabelShards(PipelineStep):
                                  "mtime": shard.stat().st_mtime if shard.exists() else None}
         version = str(model.meta.get("taxonomy_version", ""))
         try:  # written under a temporary name, renamed when complete (removed on failure)
-            with atomic_path(target) as tmp, pq.ParquetWriter(tmp, schema(dims, self.keep_text)) as writer:
+            with table_writer(target, schema(dims, self.keep_text)) as write:
                 for batch in _batches(read_shard(shard), self.classify.batch_size):
                     table = self._table(batch, dims, version, entry)
                     if table is not None:
-                        writer.write_table(table)
+                        write(table)
         except ShardError as exc:
             entry.update(status="failed", error=str(exc))
         except Exception as exc:  # noqa: BLE001 - any failure is this shard's, reported, never the run's
@@ -222,8 +221,7 @@ class LabelShards(PipelineStep):
         entry["seconds"] = round(time.perf_counter() - started, 3)
         status_dir = out_dir / ".status"
         status_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(status_dir / f"{target.stem}.json") as tmp:
-            tmp.write_text(json.dumps(entry), encoding="utf-8")
+        write_text_atomic(status_dir / f"{target.stem}.json", json.dumps(entry))
         return entry
 
     def _table(self, batch: list[Doc | DocError], dims: list[Dimension], version: str,

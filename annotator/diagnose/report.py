@@ -33,7 +33,7 @@ from annotator.diagnose.results import Fields, Results, read_results
 from annotator.diagnose.slices import Items, SliceStat, chance_of, count_options
 from annotator.diagnose.verdict import Finding, diagnosis_config, find, lost_gained
 from annotator.errors import InputError
-from annotator.io import find_files, records, write_json_atomic
+from annotator.io import find_files, records, write_json_atomic, write_text_atomic
 from annotator.records import Reject
 from annotator.review.gate import gate
 from annotator.stats import bootstrap_mean_ci, wilson
@@ -483,8 +483,8 @@ def write_report(report: SliceReport, out: str | Path) -> dict[str, Path]:
     paths = out_paths(out)
     paths["json"].parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(paths["json"], json.loads(report.model_dump_json()))
-    paths["md"].write_text(markdown(report), encoding="utf-8")
-    paths["html"].write_text(render(report), encoding="utf-8")
+    write_text_atomic(paths["md"], markdown(report))
+    write_text_atomic(paths["html"], render(report))
     return paths
 
 

@@ -17,7 +17,6 @@ them, streaming in lockstep (same input order, one row per id), into the final t
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -28,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from annotator.errors import InputError
-from annotator.io import atomic_path
+from annotator.io import table_writer
 from annotator.labeling.pool import Breaker
 from annotator.labeling.votes import combine_votes
 from annotator.taxonomy import Dimension
@@ -58,28 +57,13 @@ def join_models(tables: dict[str, Path], output: str | Path, dims: list[Dimensio
     schema = _schema(names, dims, pq.read_schema(next(iter(tables.values()))))
     suffixes, known = [column_name(n) for n in names], _known(dims)  # per table, not per row
     ok = failed = 0
-    writer: pq.ParquetWriter | None = None
-    path = Path(output)
-    jsonl = path.suffix.lower() in {".jsonl", ".ndjson"}
-    with atomic_path(path) as tmp:
-        fh = open(tmp, "w", encoding="utf-8") if jsonl else None
-        try:
-            for batches in _aligned(readers, tables):
-                rows = [b.to_pylist() for b in batches]
-                out = [_row(names, suffixes, known, [r[i] for r in rows], dims) for i in range(len(rows[0]))]
-                ok += sum(r["status"] == "ok" for r in out)
-                failed += sum(r["status"] != "ok" for r in out)
-                if fh is not None:
-                    fh.writelines(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in out)
-                    continue
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, schema)
-                writer.write_table(pa.Table.from_pylist(out, schema=schema))
-        finally:
-            if writer is not None:
-                writer.close()
-            if fh is not None:
-                fh.close()
+    with table_writer(Path(output), schema) as write:
+        for batches in _aligned(readers, tables):
+            rows = [b.to_pylist() for b in batches]
+            out = [_row(names, suffixes, known, [r[i] for r in rows], dims) for i in range(len(rows[0]))]
+            ok += sum(r["status"] == "ok" for r in out)
+            failed += sum(r["status"] != "ok" for r in out)
+            write(out)
     return ok, failed
 
 

@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from annotator.errors import InputError, OutputError
-from annotator.io import atomic_path, records
+from annotator.io import atomic_path, records, table_writer
 from annotator.records import Annotation, Reject
 from annotator.taxonomy import Dimension
 
@@ -123,13 +123,8 @@ def _writing(path: Path) -> Iterator[None]:
 def write_table(table: pa.Table, path: str | Path) -> Path:
     """Write Parquet (or JSONL for ``*.jsonl``) atomically: temp file in place, then rename."""
     path = Path(path)
-    with _writing(path), atomic_path(path) as tmp:
-        if path.suffix.lower() in {".jsonl", ".ndjson"}:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                for row in table.to_pylist():
-                    fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-        else:
-            pq.write_table(table, tmp)
+    with _writing(path), table_writer(path, table.schema) as write:
+        write(table)
     return path
 
 
@@ -176,17 +171,9 @@ class TableWriter:
             return self.path
         with _writing(self.path):
             schema = _unified([pq.read_schema(p) for p in self._written])
-            jsonl = self.path.suffix.lower() in {".jsonl", ".ndjson"}
-            with atomic_path(self.path) as tmp:
-                if jsonl:
-                    with open(tmp, "w", encoding="utf-8") as fh:
-                        for part in self._written:
-                            for row in _revised(_conform(pq.read_table(part), schema), revise).to_pylist():
-                                fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-                else:
-                    with pq.ParquetWriter(tmp, schema) as writer:
-                        for part in self._written:
-                            writer.write_table(_revised(_conform(pq.read_table(part), schema), revise))
+            with table_writer(self.path, schema) as write:
+                for part in self._written:
+                    write(_revised(_conform(pq.read_table(part), schema), revise))
         self.discard()
         return self.path
 

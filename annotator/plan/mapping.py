@@ -27,12 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from annotator.diagnose.report import out_paths
 from annotator.diagnose.verdict import diagnosis_config
 from annotator.errors import InputError
-from annotator.io import atomic_path, records, write_json_atomic
+from annotator.io import records, table_writer, write_json_atomic
 from annotator.records import Reject
 from annotator.review.gate import audit_gate
 from annotator.taxonomy import Taxonomy, load_taxonomy
@@ -157,7 +156,7 @@ def make_plan(report: str | Path, corpus: str | Path, out_dir: str | Path, *, bu
     schema = pa.schema([("id", pa.string()), ("file", pa.string()), ("sampling_weight", pa.float64()),
                         ("capped", pa.bool_()), ("categories", pa.list_(pa.string()))])
     selected = 0
-    with atomic_path(out / "manifest.parquet") as tmp, pq.ParquetWriter(tmp, schema) as writer:
+    with table_writer(out / "manifest.parquet", schema) as write:
         rows: list[dict[str, Any]] = []
         for doc_id, file, labels in documents(files, dims):
             hit = [k for k in keys if k[1] in labels.get(k[0], [])]
@@ -168,10 +167,10 @@ def make_plan(report: str | Path, corpus: str | Path, out_dir: str | Path, *, bu
                          "capped": raw > max_repeat, "categories": [f"{d}={lab}" for d, lab in hit]})
             selected += 1
             if len(rows) >= 8192:
-                writer.write_table(pa.Table.from_pylist(rows, schema))
+                write(rows)
                 rows = []
         if rows:
-            writer.write_table(pa.Table.from_pylist(rows, schema))
+            write(rows)
     coverage = []
     for (dim, label), cat in zip(keys, cats, strict=True):
         wanted = draws * cat["weight"]

@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from annotator.io import write_text_atomic
 from annotator.review.resolve import primary_question
 from annotator.taxonomy import Dimension, Taxonomy
 
@@ -109,7 +110,7 @@ def write_guidelines(taxonomy: Taxonomy, kind: str, directory: Path) -> Path:
     """Write the guidelines into ``directory`` (the top-level ``review/`` folder by default)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"guidelines-{kind}.md"
-    path.write_text(guidelines(taxonomy, kind), encoding="utf-8")
+    write_text_atomic(path, guidelines(taxonomy, kind))
     return path
 
 
