@@ -316,7 +316,7 @@ def batch_table(output: str | Path, *, base_url: str | None = None, api_key_env:
         ConfigError: no batches recorded for ``output``.
     """
     from annotator.config import api_key, load_settings
-    from annotator.llm import EndpointConfig
+    from annotator.llm.endpoint import EndpointConfig
 
     # one model's state next to the table; several models' next to each model's table
     tables = [Path(output), *sorted(Path(f"{output}.models").glob("*.parquet"))]

@@ -27,7 +27,7 @@ from annotator.labeling.fewshot import (
 from annotator.labeling.prompts import PromptSet
 from annotator.labeling.response_models import build_response_model
 from annotator.labeling.summary import Summary
-from annotator.llm import EndpointConfig
+from annotator.llm.endpoint import EndpointConfig
 from annotator.llm.probe import PROBE_TEXT
 from annotator.llm.usage import estimate_answer_tokens, estimate_tokens, price_for
 from annotator.records import Item

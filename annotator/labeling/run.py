@@ -17,9 +17,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Literal
 
 from annotator.config import Settings, load_settings
 from annotator.errors import ConfigError
@@ -35,6 +33,9 @@ from annotator.labeling.store import TableWriter, read_table, rejects_path, writ
 from annotator.labeling.summary import Summary, Tally
 from annotator.records import Item, Reject
 from annotator.taxonomy import load_taxonomy
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 OnBad = Literal["error", "skip"]
 
@@ -212,6 +213,8 @@ def label(
         **settings: any :class:`~annotator.config.Settings` field (``base_url``, ``model``,
             ``kind``, ``concurrency``, ``votes``, ``items_per_request``, ``cache_dir``, ...).
     """
+    import pandas as pd  # the Python API's DataFrames; the command line never needs pandas
+
     resolved = load_settings(settings, config)
     records: list[Any] = data.to_dict("records") if isinstance(data, pd.DataFrame) else list(data)
     spec = SourceSpec(text_field=text_field, template=template, id_field=id_field, source=source)

@@ -32,8 +32,9 @@ from annotator.labeling.planning import TagOptions
 from annotator.labeling.pool import Breaker, loop_factory
 from annotator.labeling.prepare import endpoint, evidence_rules, probe_request, taxonomy_and_prompts
 from annotator.labeling.tagging import Tagger
-from annotator.llm import EndpointConfig, LLMClient
 from annotator.llm.cache import AnswerCache, default_cache_dir
+from annotator.llm.client import LLMClient
+from annotator.llm.endpoint import EndpointConfig
 from annotator.llm.probe import choose
 from annotator.llm.usage import Counters, load_prices, price_for, run_cost
 from annotator.records import Annotation, Item

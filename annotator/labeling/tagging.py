@@ -29,8 +29,9 @@ from annotator.labeling.pool import Unit as _Unit
 from annotator.labeling.pool import WorkState as _State
 from annotator.labeling.prompts import PromptSet
 from annotator.labeling.votes import assemble
-from annotator.llm import LLMClient, parameter_fingerprint
 from annotator.llm.cache import AnswerCache, short_key
+from annotator.llm.client import LLMClient
+from annotator.llm.endpoint import parameter_fingerprint
 from annotator.llm.usage import Price
 from annotator.records import Annotation, Item
 from annotator.taxonomy import Taxonomy

