@@ -327,11 +327,7 @@ def write_json_atomic(path: Path, payload: Any) -> None:
     Raises:
         OutputError: the file cannot be written (a full disk, a read-only folder), naming it.
     """
-    try:
-        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2, ensure_ascii=False, default=str)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    write_text_atomic(path, json.dumps(payload, indent=2, ensure_ascii=False, default=str))
 
 
 def write_text_atomic(path: Path, text: str) -> None:
