@@ -57,6 +57,7 @@ class Settings(BaseModel):
     fewshot: int = Field(default=0, ge=0, le=16)
     fewshot_pool: str | None = None
     candidates: int = Field(default=0, ge=0, le=32)
+    cues: bool = True  # rank --candidates with schemas/label-cues.yaml beside the neighbours
     evidence: bool = True
     answer_field: str | None = None
     subset_field: str | None = None

@@ -1,7 +1,9 @@
 """Label quality of the embedded default, on benchmarks it has seen and on benchmarks it has not.
 
 ``--unseen`` (what the README leads with) measures two runs, per dimension, beside the majority
-baseline, with and without the record's evidence (``--no-evidence`` = the labeler before it):
+baseline, for three variants of the labeler: before evidence and cues (``--no-evidence --no-cues``),
+with the record's evidence (``--no-cues``), and the default (evidence + the label cues of
+``schemas/label-cues.yaml`` ranking the candidates):
 
 * **leave-one-benchmark-out** over ``../shared/data/dev-labels.jsonl`` (70 real samples from 13
   benchmarks, adjudicated reference labels): every benchmark is labeled with a retrieval pool that
@@ -97,7 +99,14 @@ def _table(title: str, n: int, rows: list[str], majority) -> None:
     print("| target (unseen) | " + " | ".join(f">= {TARGETS[d]:.1f}" for d in TARGETS) + " | |")
 
 
-def leave_one_benchmark_out(records: list[dict], dims, tmp: Path, evidence: bool) -> tuple[Path, float]:
+VARIANTS = {  # --unseen rows: the labeler before evidence, with evidence, and the default (evidence + cues)
+    "before": ("embedded default, before (--no-evidence --no-cues)", {"evidence": False, "cues": False}),
+    "evidence": ("embedded default, evidence only (--no-cues)", {"evidence": True, "cues": False}),
+    "default": ("embedded default (evidence + label cues)", {"evidence": True, "cues": True}),
+}
+
+
+def leave_one_benchmark_out(records: list[dict], dims, tmp: Path, variant: str) -> tuple[Path, float]:
     """Label every dev benchmark with a pool holding no sample of its own benchmark."""
     out_rows: list[dict] = []
     started = time.perf_counter()
@@ -106,15 +115,15 @@ def leave_one_benchmark_out(records: list[dict], dims, tmp: Path, evidence: bool
         items = [{"id": r["id"], "text": r["text"], "subset": r.get("subset") or ""}
                  for r in records if r["benchmark"] == bench]
         df = label(items, id_field="id", text_field="text", source=bench, fewshot_pool=str(pool),
-                   cache_dir=str(tmp / "cache"), evidence=evidence)
+                   cache_dir=str(tmp / "cache"), **VARIANTS[variant][1])
         out_rows += df[["id", "status", *[d.id for d in dims], "flags"]].to_dict("records")
     for r in out_rows:
         r["solving_operation"] = list(r["solving_operation"]) if r["status"] == "ok" else None
     rate = len(records) / (time.perf_counter() - started)
-    return _write(tmp / f"lobo-{evidence}.jsonl", out_rows), rate
+    return _write(tmp / f"lobo-{variant}.jsonl", out_rows), rate
 
 
-def quickstart_style(tmp: Path, evidence: bool, limit: int) -> tuple[Path, float]:
+def quickstart_style(tmp: Path, variant: str, limit: int) -> tuple[Path, float]:
     """60 GSM8K test records as they are + 60 MMLU-Redux abstract_algebra through the README's template."""
     gsm = [json.loads(line) for line in (BENCH / "gsm8k" / "test.jsonl").read_text().split("\n")[:limit]]
     mmlu = []
@@ -125,8 +134,8 @@ def quickstart_style(tmp: Path, evidence: bool, limit: int) -> tuple[Path, float
         if rec["subject"] == "abstract_algebra" and len(mmlu) < limit:
             mmlu.append(rec)
     started = time.perf_counter()
-    a = label(gsm, source="gsm8k", cache_dir=str(tmp / "cache"), evidence=evidence)
-    b = label(mmlu, template=README_TEMPLATE, source="mmlu_redux", cache_dir=str(tmp / "cache"), evidence=evidence)
+    a = label(gsm, source="gsm8k", cache_dir=str(tmp / "cache"), **VARIANTS[variant][1])
+    b = label(mmlu, template=README_TEMPLATE, source="mmlu_redux", cache_dir=str(tmp / "cache"), **VARIANTS[variant][1])
     rate = (len(gsm) + len(mmlu)) / (time.perf_counter() - started)
     rows = []
     for df in (a, b):
@@ -134,7 +143,7 @@ def quickstart_style(tmp: Path, evidence: bool, limit: int) -> tuple[Path, float
             rows.append({"id": r["id"], "source": r["source"], "status": r["status"], "text": r["text"],
                          **{k: r[k] for k in TARGETS}, "solving_operation": list(r["solving_operation"])
                          if r["status"] == "ok" else None, "flags": r["flags"]})
-    return _write(tmp / f"quickstart-{evidence}.jsonl", rows), rate
+    return _write(tmp / f"quickstart-{variant}.jsonl", rows), rate
 
 
 def planted_drop(labels: Path, tmp: Path) -> list[str]:
@@ -152,44 +161,40 @@ def planted_drop(labels: Path, tmp: Path) -> list[str]:
     return [f"{f.verdict} {f.slice}" for f in report.findings]
 
 
-def unseen(limit: int, runs: str = "lobo,quickstart") -> None:
+def unseen(limit: int, runs: str = "lobo,quickstart", variants: str = "before,evidence,default") -> None:
     records = [json.loads(line) for line in DEV.read_text().splitlines() if line.strip()]
     dims = load_taxonomy().dimensions("eval")
+    chosen = variants.split(",")
     print("label quality of the embedded default (bundled SmolLM2-135M-Instruct Q4_1) on benchmarks it has not "
-          "seen; before = --no-evidence")
+          "seen, per variant of the labeler (the last is the default)")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         ref = _write(tmp / "dev-ref.jsonl", records)
-        lines, majority = [], None
-        for evidence in (False, True) if "lobo" in runs else ():
-            out, rate = leave_one_benchmark_out(records, dims, tmp, evidence)
+        lines, majority, detail = [], None, ""
+        for variant in chosen if "lobo" in runs else ():
+            out, rate = leave_one_benchmark_out(records, dims, tmp, variant)
             report = evaluate(out, ref, dims)
             majority = {d.dimension: d.majority_baseline for d in report.dimensions}
-            lines.append(_row("embedded default, " + ("with evidence" if evidence else "before (--no-evidence)"),
-                              report, rate))
-            if evidence:
-                detail = report.text()
+            lines.append(_row(VARIANTS[variant][0], report, rate))
+            detail = report.text()
         if "lobo" in runs:
             _table("leave-one-benchmark-out over the dev labels", len(records), lines, majority)
-            print("\n" + detail)
+            print(f"\n{VARIANTS[chosen[-1]][0]}:\n" + detail)
         lines = []
         drops = {}
-        for evidence in (False, True) if "quickstart" in runs else ():
-            out, rate = quickstart_style(tmp, evidence, limit or 60)
+        for variant in chosen if "quickstart" in runs else ():
+            out, rate = quickstart_style(tmp, variant, limit or 60)
             report = evaluate(out, QUICKSTART_REFS, dims)
             majority = {d.dimension: d.majority_baseline for d in report.dimensions}
-            lines.append(_row("embedded default, " + ("with evidence" if evidence else "before (--no-evidence)"),
-                              report, rate))
-            drops[evidence] = planted_drop(out, tmp)
-            if evidence:
-                detail = report.text()
+            lines.append(_row(VARIANTS[variant][0], report, rate))
+            drops[variant] = planted_drop(out, tmp)
+            detail = report.text()
         if "quickstart" not in runs:
             return
         _table("quickstart-style: 60 GSM8K + 60 MMLU-Redux abstract_algebra", 2 * (limit or 60), lines, majority)
-        print("\n" + detail)
-        for evidence, found in drops.items():
-            print(f"\nplanted GSM8K drop, labels {'with evidence' if evidence else 'before (--no-evidence)'}: "
-                  + ("; ".join(found[:4]) or "no finding"))
+        print(f"\n{VARIANTS[chosen[-1]][0]}:\n" + detail)
+        for variant, found in drops.items():
+            print(f"\nplanted GSM8K drop, labels of {VARIANTS[variant][0]}: " + ("; ".join(found[:4]) or "no finding"))
 
 
 def main() -> None:
@@ -198,9 +203,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="first N items only (0 = all 70; --unseen: 60 each)")
     parser.add_argument("--unseen", action="store_true", help="benchmarks the default has not seen (see above)")
     parser.add_argument("--runs", default="lobo,quickstart", help="with --unseen: which runs (lobo, quickstart)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"with --unseen: {', '.join(VARIANTS)}")
     args = parser.parse_args()
     if args.unseen:
-        unseen(args.limit, args.runs)
+        unseen(args.limit, args.runs, args.variants)
         return
     if not DEV.exists():
         sys.exit(f"{DEV} not found: this benchmark reads the shared dev labels")

@@ -92,6 +92,9 @@ def main() -> None:
 @click.option("--fewshot", type=int, help="Retrieved labeled examples per item [0; 1 for the embedded model].")
 @click.option("--candidates", type=int,
               help="Restrict answers to the labels of the item's N nearest labeled neighbours [0; 8 embedded].")
+@click.option("--cues/--no-cues", default=None,
+              help="Rank the candidate labels by the words of the item (schemas/label-cues.yaml) as well as by "
+                   "the neighbours [on].")
 @click.option("--evidence/--no-evidence", default=None,
               help="Show the labeler what the record shows (answer shape, options, subset) and re-ask answers "
                    "it contradicts [on].")

@@ -25,6 +25,7 @@ from scipy import sparse
 from annotator.config import resource_path
 from annotator.errors import InputError
 from annotator.features import RETRIEVAL
+from annotator.labeling.cues import Cues
 from annotator.labeling.prompts import Example, clip
 from annotator.labeling.store import read_table
 from annotator.records import Item, trusted
@@ -108,19 +109,24 @@ class Retriever:
 
     def nearest(self, item: Item, k: int) -> list[PoolEntry]:
         """The ``k`` most similar entries, never the item itself."""
+        return [entry for entry, _ in self.scored(item, k)]
+
+    def scored(self, item: Item, k: int) -> list[tuple[PoolEntry, float]]:
+        """The ``k`` most similar entries with their cosine similarity (0..1), never the item itself."""
         vec = np.zeros(len(self.buckets), dtype=np.float32)
         for b, tf in RETRIEVAL.counts(item.text[: self.text_chars]).items():
             col = self.index.get(b)
             if col is not None:
                 vec[col] = (1 + math.log(tf)) * self.idf[b]
         scores = np.asarray(self.matrix @ vec).ravel()
+        norm = float(np.sqrt(vec @ vec)) or 1.0
         text = item.text.strip()
         out = []
         for row in np.argsort(-scores, kind="stable"):
             entry = self.pool[row]
             if entry.id == item.id or entry.text.strip() == text:
                 continue
-            out.append(entry)
+            out.append((entry, float(scores[row]) / norm))
             if len(out) == k:
                 break
         return out
@@ -143,25 +149,37 @@ def examples_for_pool(pool: list[PoolEntry], k: int, chars: int = 400) -> Exampl
     return pick
 
 
-def candidates_for_pool(pool: list[PoolEntry], k: int, dims: list[Dimension]) -> CandidatesFor:
-    """A function giving each item, per dimension, the labels of its ``k`` nearest neighbours.
+def candidates_for_pool(pool: list[PoolEntry], k: int, dims: list[Dimension],
+                        cues: Cues | None = None) -> CandidatesFor:
+    """A function giving each item, per dimension, its candidate labels, best first.
 
-    Labels are ordered by similarity-weighted votes (the neighbour at rank r counts 1/(r+1)), so
-    the nearest neighbour's label comes first unless several others outvote it; the order is the
-    order of the constrained answer schema, and small models favour its first entries.
+    Without ``cues``, a label's score is its neighbours' votes: the neighbour at rank r of the ``k``
+    nearest counts 1/(r+1). With ``cues`` (:mod:`annotator.labeling.cues`), the votes are scaled to
+    sum to ``cues.neighbours`` and each is weighted by its neighbour's cosine similarity, so
+    neighbours from another benchmark (dissimilar texts) count little, and the weight of the label's
+    cues found in the item's text is added; a label only the cues speak for is a candidate too. The
+    order is the order of the constrained answer schema, and small models favour its first entries.
     """
     retriever = Retriever(pool)
 
     def pick(item: Item) -> dict[str, list[str]]:
-        near = retriever.nearest(item, k)
+        near = retriever.scored(item, k)
+        said = cues.scores(item.text) if cues is not None else {}
+        scale = cues.neighbours / sum(1.0 / (r + 1) for r in range(len(near))) if cues is not None and near else 1.0
         out: dict[str, list[str]] = {}
         for dim in dims:
             weights: Counter = Counter()
-            for rank, entry in enumerate(near):
+            for rank, (entry, sim) in enumerate(near):
                 value = entry.labels[dim.id]
+                vote = scale / (rank + 1) * (sim if cues is not None else 1.0)
                 for lab in value if dim.multi else [value]:
-                    weights[lab] += 1.0 / (rank + 1)
-            out[dim.id] = [lab for lab, _ in weights.most_common()]
+                    weights[lab] += vote
+            for lab, weight in said.get(dim.id, {}).items():
+                weights[lab] += weight
+            ranked = weights.most_common()
+            if cues is not None and ranked:  # the model copies its example: offer only the contenders
+                ranked = [(lab, w) for lab, w in ranked if w >= cues.keep * ranked[0][1]]
+            out[dim.id] = [lab for lab, _ in ranked]
         return out
 
     return pick

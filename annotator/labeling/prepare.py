@@ -14,6 +14,7 @@ from typing import Any
 from annotator.config import Settings, api_key
 from annotator.errors import ConfigError
 from annotator.labeling.consistency import SubsetConsistency
+from annotator.labeling.cues import load_cues
 from annotator.labeling.evidence import Evidence, EvidenceFor
 from annotator.labeling.fewshot import (
     CandidatesFor,
@@ -69,9 +70,12 @@ def taxonomy_and_prompts(
                               "pass --fewshot 0 --candidates 0")
         if settings.fewshot:
             examples_for = examples_for_pool(pool, settings.fewshot)
+        cues = load_cues(dims, settings.kind) if settings.candidates and settings.cues else None
         if settings.candidates:
-            candidates_for = candidates_for_pool(pool, settings.candidates, dims)
+            candidates_for = candidates_for_pool(pool, settings.candidates, dims, cues)
         pool_version = f"{pool_fingerprint(pool)}/k{settings.fewshot}/c{settings.candidates}"
+        if cues is not None:
+            pool_version += f"/cues-{cues.version}"
     prompts = PromptSet(taxonomy, settings.kind, detail=settings.detail,
                         with_confidence=settings.confidence, max_chars=settings.max_chars,
                         pool_version=pool_version)
