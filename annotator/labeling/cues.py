@@ -122,5 +122,6 @@ def load_cues(dims: list[Dimension], kind: str, path: str | Path | None = None) 
                     raise TaxonomyError(f"{path}: dimensions.{dim}.{label}[{i}]: pattern does not compile: {exc}") \
                         from exc
                 patterns.setdefault(dim, []).append((label, compiled, cue.weight))
-    return Cues(kind=kind, weight=spec.weight, neighbours=spec.neighbours, keep=spec.keep, text_chars=spec.text_chars, patterns=patterns,
+    return Cues(kind=kind, weight=spec.weight, neighbours=spec.neighbours, keep=spec.keep,
+                text_chars=spec.text_chars, patterns=patterns,
                 version=hashlib.sha256(raw).hexdigest()[:12])
