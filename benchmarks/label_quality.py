@@ -116,8 +116,15 @@ def leave_one_benchmark_out(records: list[dict], dims, tmp: Path, variant: str) 
                  for r in records if r["benchmark"] == bench]
         df = label(items, id_field="id", text_field="text", source=bench, fewshot_pool=str(pool),
                    cache_dir=str(tmp / "cache"), **VARIANTS[variant][1])
-        out_rows += df[["id", "status", *[d.id for d in dims], "flags"]].to_dict("records")
+        out_rows += df[["id", "status", *[d.id for d in dims], "flags", "error"]].to_dict("records")
     for r in out_rows:
+        r["flags"] = r["flags"] if isinstance(r["flags"], str) else ""  # missing flags read back as NaN
+        error = r.pop("error")
+        for key, value in r.items():  # a failed row's labels read back as NaN
+            if isinstance(value, float):
+                r[key] = None
+        if r["status"] != "ok":
+            print(f"failed: {r['id']}: {error}", file=sys.stderr)
         r["solving_operation"] = list(r["solving_operation"]) if r["status"] == "ok" else None
     rate = len(records) / (time.perf_counter() - started)
     return _write(tmp / f"lobo-{variant}.jsonl", out_rows), rate
@@ -142,7 +149,8 @@ def quickstart_style(tmp: Path, variant: str, limit: int) -> tuple[Path, float]:
         for r in df.to_dict("records"):
             rows.append({"id": r["id"], "source": r["source"], "status": r["status"], "text": r["text"],
                          **{k: r[k] for k in TARGETS}, "solving_operation": list(r["solving_operation"])
-                         if r["status"] == "ok" else None, "flags": r["flags"]})
+                         if r["status"] == "ok" else None,
+                         "flags": r["flags"] if isinstance(r["flags"], str) else ""})
     return _write(tmp / f"quickstart-{variant}.jsonl", rows), rate
 
 
@@ -228,6 +236,9 @@ def main() -> None:
                 label(inputs, id_field="id", text_field="text", output=out, cache_dir=str(Path(tmp) / "cache"),
                       **CONFIGS[name])
             rate = len(records) / (time.perf_counter() - started)
+            for r in map(json.loads, out.read_text().splitlines()):
+                if r.get("status", "ok") != "ok":
+                    print(f"failed: {r['id']}: {r.get('error')}", file=sys.stderr)
             report = evaluate(out, ref, dims)
             print(f"\n## {name} ({'retrieval only, no LLM' if name == 'knn' else CONFIGS[name]}): {rate:.2f} items/s")
             print(report.text())

@@ -36,6 +36,11 @@ def test_a_planted_gsm8k_drop_is_never_read_as_an_option_letter_problem(tmp_path
     # what the records say: a number after ####, an index into the choices
     assert (gsm.output_constraint == "number").all() and (mmlu.output_constraint == "option_letter").all()
     assert (mmlu.subset == "abstract_algebra").all()
+    # grade-school word problems computed from the story's numbers, on a benchmark whose items the
+    # label cues never saw as examples (9 in 10 at least, per dimension)
+    assert (gsm.background == "school_math").mean() >= 0.9, gsm.background.value_counts()
+    assert (gsm.task_type == "math_word_problem").mean() >= 0.9, gsm.task_type.value_counts()
+    assert (gsm.solving_operation.map(lambda ops: ops[0]) == "arithmetic").mean() >= 0.9
     # plant: GSM8K falls from 70% to 30% correct, MMLU stays at 70%
     ids = list(gsm.id) + list(mmlu.id)
     before = [{"id": i, "correct": int((k * 7) % 10 < 7)} for k, i in enumerate(ids)]

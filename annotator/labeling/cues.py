@@ -8,9 +8,13 @@ words of an item still name its subject, its task and its operations; the cues s
 speak for which label. They are data (``schemas/label-cues.yaml``), written from the taxonomy's
 label meanings and checked against the taxonomy when loaded.
 
-A label's score is its neighbours' votes plus ``weight`` times the weights of its cues found in
-the text (see the YAML's header). The file's content hash enters the prompt version, so a change
-to the cues never reuses answers ranked by the old ones.
+A label's score is its neighbours' votes (summing to ``neighbours``, each weighted by the
+neighbour's similarity, so texts from other benchmarks count little) plus ``weight`` times the
+weights of its cues found in the text; only labels scoring at least ``keep`` times the best are
+offered, because the 135M model otherwise copies its retrieved example's labels whenever they are
+allowed (measured: with every label offered, the cues changed none of its answers). The file's
+content hash enters the prompt version, so a change to the cues never reuses answers ranked by
+the old ones.
 """
 
 from __future__ import annotations
