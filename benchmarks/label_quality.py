@@ -1,6 +1,6 @@
 """Label quality of the embedded default, on benchmarks it has seen and on benchmarks it has not.
 
-``--unseen`` (what the README leads with) measures two runs, per dimension, beside the majority
+``--unseen`` (what the README leads with) measures three runs, per dimension, beside the majority
 baseline, for three variants of the labeler: before evidence and cues (``--no-evidence --no-cues``),
 with the record's evidence (``--no-cues``), and the default (evidence + the label cues of
 ``schemas/label-cues.yaml`` ranking the candidates):
@@ -17,6 +17,12 @@ with the record's evidence (``--no-cues``), and the default (evidence + the labe
   items knowledge_recall / factual_recall, the computations math_problem with their operation).
   It also plants a GSM8K drop (MMLU unchanged) and prints the slice report's findings: a labeler
   that calls GSM8K items multiple choice makes ``output_constraint=option_letter`` a finding.
+* **held out**: 42 real records from material the dev labels and the label cues were never written
+  against (16 TheoremQA questions, every 50th; the first record of 8 BBH tasks, 8 MMLU-Redux
+  subjects and 6 MMLU-Pro categories absent from the dev labels; one MATH-500 problem per 4
+  subjects), as a user has them (answer fields included), with the shipped pool. Reference
+  labels: ``benchmarks/data/heldout-references.jsonl``, written by hand from the taxonomy's label
+  meanings and committed before any labeler ran on these items (one annotator, not adjudicated).
 
 Without ``--unseen`` it runs configurations on the 70 dev samples leave-one-out (an item never sees
 its own, or an identical, text in its examples), plus a retrieval-only row (majority label of the 4
@@ -39,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT.parent / "shared" / "data" / "dev-labels.jsonl"
 BENCH = ROOT.parent / "shared" / "data" / "bench"
 QUICKSTART_REFS = ROOT / "benchmarks" / "data" / "quickstart-references.jsonl"
+HELDOUT_REFS = ROOT / "benchmarks" / "data" / "heldout-references.jsonl"
 README_TEMPLATE = '{{ question }}{% for c in choices %}\n{{ "ABCDEFGHIJ"[loop.index0] }}. {{ c }}{% endfor %}'
 TARGETS = {"background": 0.7, "task_type": 0.8, "solving_operation": 0.7, "output_constraint": 0.9}
 
@@ -154,6 +161,27 @@ def quickstart_style(tmp: Path, variant: str, limit: int) -> tuple[Path, float]:
     return _write(tmp / f"quickstart-{variant}.jsonl", rows), rate
 
 
+def held_out(tmp: Path, variant: str) -> tuple[Path, float]:
+    """The 42 held-out records as a user has them (answer fields included), shipped pool, one call per source."""
+    refs = [json.loads(line) for line in HELDOUT_REFS.read_text().splitlines() if line.strip()]
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for ref in refs:
+        groups.setdefault((ref["source"], ref.get("template", "")), []).append(ref["record"])
+    started = time.perf_counter()
+    rows = []
+    for (source, template), records in groups.items():
+        df = label(records, id_field="id", source=source, template=template or None, cache_dir=str(tmp / "cache"),
+                   **VARIANTS[variant][1])
+        for r in df.to_dict("records"):
+            if r["status"] != "ok":
+                print(f"failed: {r['id']}: {r.get('error')}", file=sys.stderr)
+            rows.append({"id": r["id"], "source": r["source"], "status": r["status"],
+                         **{k: r[k] for k in TARGETS}, "solving_operation": list(r["solving_operation"])
+                         if r["status"] == "ok" else None})
+    rate = len(refs) / (time.perf_counter() - started)
+    return _write(tmp / f"heldout-{variant}.jsonl", rows), rate
+
+
 def planted_drop(labels: Path, tmp: Path) -> list[str]:
     """GSM8K falls from 70% to 30% correct, MMLU stays at 70%: the report's findings, first first."""
     from annotator.diagnose.report import analyse
@@ -169,7 +197,7 @@ def planted_drop(labels: Path, tmp: Path) -> list[str]:
     return [f"{f.verdict} {f.slice}" for f in report.findings]
 
 
-def unseen(limit: int, runs: str = "lobo,quickstart", variants: str = "before,evidence,default") -> None:
+def unseen(limit: int, runs: str = "lobo,quickstart,heldout", variants: str = "before,evidence,default") -> None:
     records = [json.loads(line) for line in DEV.read_text().splitlines() if line.strip()]
     dims = load_taxonomy().dimensions("eval")
     chosen = variants.split(",")
@@ -178,31 +206,33 @@ def unseen(limit: int, runs: str = "lobo,quickstart", variants: str = "before,ev
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         ref = _write(tmp / "dev-ref.jsonl", records)
-        lines, majority, detail = [], None, ""
-        for variant in chosen if "lobo" in runs else ():
-            out, rate = leave_one_benchmark_out(records, dims, tmp, variant)
-            report = evaluate(out, ref, dims)
-            majority = {d.dimension: d.majority_baseline for d in report.dimensions}
-            lines.append(_row(VARIANTS[variant][0], report, rate))
-            detail = report.text()
-        if "lobo" in runs:
-            _table("leave-one-benchmark-out over the dev labels", len(records), lines, majority)
+        heldout_ref = _write(tmp / "heldout-ref.jsonl", [  # the labels only: the records' fields vary in type
+            {k: r[k] for k in ("id", *TARGETS)} for r in map(json.loads, HELDOUT_REFS.read_text().splitlines())])
+        runners = {  # run -> (title, items, reference, labeler)
+            "lobo": ("leave-one-benchmark-out over the dev labels", len(records), ref,
+                     lambda v: leave_one_benchmark_out(records, dims, tmp, v)),
+            "quickstart": ("quickstart-style: 60 GSM8K + 60 MMLU-Redux abstract_algebra", 2 * (limit or 60),
+                           QUICKSTART_REFS, lambda v: quickstart_style(tmp, v, limit or 60)),
+            "heldout": ("held out: TheoremQA, 8 BBH tasks, 8 MMLU subjects, MATH-500, 6 MMLU-Pro categories "
+                        "(references written before any labeler ran on them)", 42, heldout_ref,
+                        lambda v: held_out(tmp, v)),
+        }
+        for run in runs.split(","):
+            title, n, reference, labeler = runners[run]
+            lines, majority, detail, drops = [], {}, "", {}
+            for variant in chosen:
+                out, rate = labeler(variant)
+                report = evaluate(out, reference, dims)
+                majority = {d.dimension: d.majority_baseline for d in report.dimensions}
+                lines.append(_row(VARIANTS[variant][0], report, rate))
+                detail = report.text()
+                if run == "quickstart":
+                    drops[variant] = planted_drop(out, tmp)
+            _table(title, n, lines, majority)
             print(f"\n{VARIANTS[chosen[-1]][0]}:\n" + detail)
-        lines = []
-        drops = {}
-        for variant in chosen if "quickstart" in runs else ():
-            out, rate = quickstart_style(tmp, variant, limit or 60)
-            report = evaluate(out, QUICKSTART_REFS, dims)
-            majority = {d.dimension: d.majority_baseline for d in report.dimensions}
-            lines.append(_row(VARIANTS[variant][0], report, rate))
-            drops[variant] = planted_drop(out, tmp)
-            detail = report.text()
-        if "quickstart" not in runs:
-            return
-        _table("quickstart-style: 60 GSM8K + 60 MMLU-Redux abstract_algebra", 2 * (limit or 60), lines, majority)
-        print(f"\n{VARIANTS[chosen[-1]][0]}:\n" + detail)
-        for variant, found in drops.items():
-            print(f"\nplanted GSM8K drop, labels of {VARIANTS[variant][0]}: " + ("; ".join(found[:4]) or "no finding"))
+            for variant, found in drops.items():
+                print(f"\nplanted GSM8K drop, labels of {VARIANTS[variant][0]}: "
+                      + ("; ".join(found[:4]) or "no finding"))
 
 
 def main() -> None:
@@ -210,7 +240,8 @@ def main() -> None:
     parser.add_argument("--configs", default="default,knn", help=f"comma-separated: {', '.join(CONFIGS)}, knn")
     parser.add_argument("--limit", type=int, default=0, help="first N items only (0 = all 70; --unseen: 60 each)")
     parser.add_argument("--unseen", action="store_true", help="benchmarks the default has not seen (see above)")
-    parser.add_argument("--runs", default="lobo,quickstart", help="with --unseen: which runs (lobo, quickstart)")
+    parser.add_argument("--runs", default="lobo,quickstart,heldout",
+                        help="with --unseen: which runs (lobo, quickstart, heldout)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"with --unseen: {', '.join(VARIANTS)}")
     args = parser.parse_args()
     if args.unseen:
