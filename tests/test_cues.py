@@ -14,7 +14,7 @@ from annotator.config import Settings
 from annotator.errors import TaxonomyError
 from annotator.labeling.cues import default_cues_path, load_cues
 from annotator.labeling.evidence import Evidence
-from annotator.labeling.fewshot import PoolEntry, candidates_for_pool
+from annotator.labeling.fewshot import PoolEntry, candidates_for_pool, examples_for_pool
 from annotator.labeling.planning import narrowed
 from annotator.labeling.prepare import taxonomy_and_prompts
 from annotator.labeling.sources import SourceSpec, read_items
@@ -119,3 +119,22 @@ def test_only_contenders_are_offered_so_a_copied_example_cannot_carry_far_weaker
         for d in NAMES:
             assert len(offered[d]) <= len(before[d]) + 1, (d, offered[d], before[d])
         assert sum(len(offered[d]) for d in NAMES) < sum(len(before[d]) for d in NAMES)
+
+
+def test_with_cues_the_example_shown_carries_the_labels_the_evidence_ranks_first():
+    # the model copies its example: of the 8 nearest, the one agreeing with the most first-ranked
+    # candidates is shown, not merely the nearest text (on an unseen benchmark, another benchmark's)
+    pool = pool_without("bbh")
+    rank = candidates_for_pool(pool, 8, DIMS, load_cues(DIMS, "eval"))
+    agreeing, nearest = examples_for_pool(pool, 1, agree_with=rank), examples_for_pool(pool, 1)
+    items = [it for it in read_items([FIXTURES / "records" / "bbh_dyck_languages.json"], SourceSpec())
+             if isinstance(it, Item)]
+
+    def agreement(example, item) -> int:
+        labels = json.loads(example.labels)
+        return sum((labels[d][0] if isinstance(labels[d], list) else labels[d]) == c[0]
+                   for d, c in rank(item).items() if c)
+
+    got = [(agreement(agreeing(it)[0], it), agreement(nearest(it)[0], it)) for it in items]
+    assert items and all(a >= n for a, n in got), got
+    assert sum(a for a, _ in got) > sum(n for _, n in got), got

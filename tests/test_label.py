@@ -108,15 +108,20 @@ def test_429_with_retry_after_and_500_are_retried(llm, tmp_path):
 def test_invalid_answers_are_reasked(llm, tmp_path):
     llm.rules([{"match": "item-0:", "times": 1, "content": '{"background": "none", "trunc'},
                {"match": "item-1:", "times": 1, "answer": {"background": "astrology"}},
-               {"match": "item-2:", "times": 1, "answer": {"solving_operation": ["arithmetic", "arithmetic"]}}])
+               {"match": "item-2:", "times": 1, "answer": {"solving_operation": []}},
+               # a repeated label says the label once: kept once, not re-asked (a grammar-constrained
+               # model repeats it on every re-ask)
+               {"match": "item-3:", "answer": {"solving_operation": ["arithmetic", "state_tracking", "arithmetic"]}}])
     res = label(llm, "-o", "out.parquet", input_path=samples(tmp_path, 4), extra=["--id-field", "id"])
     assert res.exit_code == 0, res.output
     df = pd.read_parquet("out.parquet").set_index("id")
     assert (df.status == "ok").all()
     assert df.loc["item-1", "background"] in load_taxonomy().dimension("eval", "background").label_ids
+    assert list(df.loc["item-3", "solving_operation"]) == ["arithmetic", "state_tracking"]
     log = llm.log()
     reasks = [e for e in log if e["n_messages"] > 2]
     assert len(reasks) == 3 and len(log) == 7
+    assert len([e for e in log if "item-3:" in e["user"]]) == 1
     assert json.loads(open("out.parquet.summary.json").read())["reasks"] == 3
 
 

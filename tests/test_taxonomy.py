@@ -104,8 +104,11 @@ def test_response_model_is_built_from_label_sets():
             "task_type_confidence": 1, "solving_operation": ["arithmetic", "number_theory"],
             "solving_operation_confidence": 0.2, "output_constraint": "number", "output_constraint_confidence": 0.9}
     assert model.model_validate(good).solving_operation == ["arithmetic", "number_theory"]
+    # a repeated label is said once (a grammar-constrained model repeats it on every re-ask)
+    assert model.model_validate({**good, "solving_operation": ["arithmetic", "geometric_reasoning", "arithmetic"]
+                                 }).solving_operation == ["arithmetic", "geometric_reasoning"]
     for bad in ({"background": "astrology"}, {"solving_operation": []},
-                {"solving_operation": ["arithmetic"] * 2},
+                {"solving_operation": ["arithmetic", "astrology", "arithmetic"]},
                 {"solving_operation": ["arithmetic", "counting_combinatorics", "number_theory", "state_tracking"]},
                 {"task_type_confidence": "high"}):
         with pytest.raises(ValidationError):

@@ -138,15 +138,32 @@ CandidatesFor = Callable[[Item], dict[str, list[str]]]
 """An item's candidate labels per dimension, its answer's restriction (``--candidates``)."""
 
 
-def examples_for_pool(pool: list[PoolEntry], k: int, chars: int = 400) -> ExamplesFor:
-    """A function giving each item its ``k`` nearest labeled examples, formatted for prompts."""
+def examples_for_pool(pool: list[PoolEntry], k: int, chars: int = 400,
+                      agree_with: CandidatesFor | None = None, among: int = 8) -> ExamplesFor:
+    """A function giving each item its ``k`` nearest labeled examples, formatted for prompts.
+
+    With ``agree_with`` (the item's ranked candidate labels), the examples are the ``k`` of the
+    ``among`` nearest whose labels agree with the most of the candidates ranked first (nearest first
+    among equals): a small model copies its example's labels whenever they are allowed, so on a
+    benchmark the pool does not hold, the nearest text's labels would outvote the evidence.
+    """
     retriever = Retriever(pool)
 
     def pick(item: Item) -> tuple[Example, ...]:
-        return tuple(Example(text=clip(e.text, chars), labels=json.dumps(e.labels))
-                     for e in retriever.nearest(item, k))
+        if agree_with is None:
+            near = retriever.nearest(item, k)
+        else:
+            first = {dim: labels[0] for dim, labels in agree_with(item).items() if labels}
+            near = sorted(retriever.nearest(item, max(k, among)),
+                          key=lambda e: -sum(_primary(e.labels.get(dim)) == lab for dim, lab in first.items()))[:k]
+        return tuple(Example(text=clip(e.text, chars), labels=json.dumps(e.labels)) for e in near)
 
     return pick
+
+
+def _primary(value: str | list[str] | None) -> str | None:
+    """A label, or the first of a multi-label dimension's labels."""
+    return value[0] if isinstance(value, list) and value else value if isinstance(value, str) else None
 
 
 def candidates_for_pool(pool: list[PoolEntry], k: int, dims: list[Dimension],

@@ -68,11 +68,11 @@ def taxonomy_and_prompts(
             raise ConfigError(f"{settings.fewshot_pool}: no usable rows in the few-shot pool (only confirmed or "
                               "corrected rows count: a pull before anyone reviewed has none); review first, or "
                               "pass --fewshot 0 --candidates 0")
-        if settings.fewshot:
-            examples_for = examples_for_pool(pool, settings.fewshot)
         cues = load_cues(dims, settings.kind) if settings.candidates and settings.cues else None
         if settings.candidates:
             candidates_for = candidates_for_pool(pool, settings.candidates, dims, cues)
+        if settings.fewshot:  # with cues, the examples agree with the ranked candidates
+            examples_for = examples_for_pool(pool, settings.fewshot, agree_with=candidates_for if cues else None)
         pool_version = f"{pool_fingerprint(pool)}/k{settings.fewshot}/c{settings.candidates}"
         if cues is not None:
             pool_version += f"/cues-{cues.version}"

@@ -40,7 +40,9 @@ def build_response_model(
 
     Field order is the decoding order: (the item id in batches,) a short rationale, then per
     dimension its label(s) and optionally a 0..1 confidence. Label sets are ``Literal`` types
-    taken from the taxonomy; list dimensions reject repeated labels so instructor re-asks.
+    taken from the taxonomy; a label repeated in a list dimension is kept once (``[a, b, a]`` says
+    ``[a, b]``: nothing is lost, and a grammar-constrained small model repeats it on every re-ask,
+    which failed the item).
 
     Args:
         taxonomy: the loaded taxonomy.
@@ -77,16 +79,17 @@ def build_response_model(
     validators = {}
     multi = [d.id for d in dims if d.multi]
     if multi:
-        validators["unique_labels"] = field_validator(*multi)(_unique)
+        validators["unique_labels"] = field_validator(*multi, mode="before")(_once)
     name = f"{kind.capitalize()}Labels" + ("Entry" if with_id else "")
     return create_model(  # type: ignore[call-overload]
         name, __base__=CachedSchemaModel, __validators__=validators, **fields
     )
 
 
-def _unique(cls: type, value: list[str]) -> list[str]:
-    if len(set(value)) != len(value):
-        raise ValueError("labels must not repeat")
+def _once(cls: type, value: Any) -> Any:
+    """Each label of a list once, in the order first said (anything else is left to the type check)."""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(dict.fromkeys(value))
     return value
 
 
