@@ -2,7 +2,9 @@
 
 3,000 distinct GSM8K questions, 64 requests in flight, the loopback server answering after
 ``--latency-ms`` (200). Each tool labels them twice with an empty cache first: the fresh run pays
-every request, the rerun must answer all from its cache. Rows: items/s over each tool's own wall
+every request, the rerun must answer all from its cache (slice-annotator: the same command again,
+which finds its table up to date, and the same job to another ``-o``, which answers every item from
+the answer cache and validates it again). Rows: items/s over each tool's own wall
 time (slice-annotator: the run as ``annotator label`` reports it, checking pass, labeling and
 writing the table included; curator: the ``LLM(...)`` call), and the whole process. slice-annotator
 asks with the full v1 eval schema (rationale, four dimensions, confidences); curator with a
@@ -117,13 +119,16 @@ def main() -> None:
                 for i in range(args.items):
                     fh.write(json.dumps({"id": f"q{i}", "question": f"{questions[i % len(questions)]} (item {i})"})
                              + "\n")
-            tools = [("slice-annotator", lambda run: ours(data, Path(tmp) / f"ours-{run}.parquet",
+            # the same command again finds its table up to date; to another -o, every item is answered
+            # again from the answer cache and validated (the per-item cached path; also --recheck)
+            outputs = {"fresh": "ours.parquet", "cached rerun": "ours.parquet", "cached, another -o": "other.parquet"}
+            tools = [("slice-annotator", lambda run: ours(data, Path(tmp) / outputs[run],
                                                           Path(tmp) / "ours-cache", server.url, args.concurrency))]
             if args.curator_python:
                 tools.append(("bespokelabs-curator 0.1.31", lambda run: curator(
                     args.curator_python, data, Path(tmp) / "curator-cache", server.url, args.concurrency)))
             for name, job in tools:
-                for run in ("fresh", "cached rerun"):
+                for run in ("fresh", "cached rerun", "cached, another -o")[:3 if name == "slice-annotator" else 2]:
                     own, whole, n = job(run)
                     rows.append((name, run, n, n / own, n / whole))
     finally:

@@ -87,6 +87,45 @@ def test_rerun_sends_zero_requests_and_version_change_invalidates(llm, tmp_path)
     assert pd.read_parquet("c.parquet").prompt_version.iloc[0] != pd.read_parquet("a.parquet").prompt_version.iloc[0]
 
 
+def test_the_same_command_again_finds_its_table_up_to_date(llm, tmp_path):
+    path = samples(tmp_path, 6)
+    assert label(llm, "-o", "a.parquet", input_path=path, extra=["--id-field", "id"]).exit_code == 0
+    first = pd.read_parquet("a.parquet")
+    sealed = json.loads(open("a.parquet.summary.json").read())
+    assert len(llm.log()) == 6 and sealed["job_fingerprint"] and sealed["table_sha256"]
+    # the same command: the table is returned as it is, nothing sent and nothing read from the cache
+    again = label(llm, "-o", "a.parquet", input_path=path, extra=["--id-field", "id"])
+    assert again.exit_code == 0 and "up to date" in again.output and "requests 0" in again.output
+    assert len(llm.log()) == 6
+    summary = json.loads(open("a.parquet.summary.json").read())
+    assert summary["up_to_date"] and summary["ok"] == 6 and summary["requests"] == 0
+    assert summary["job_fingerprint"] == sealed["job_fingerprint"]
+    pd.testing.assert_frame_equal(first, pd.read_parquet("a.parquet"))
+    # --recheck: every answer from the cache again, validated; still nothing sent
+    checked = label(llm, "-o", "a.parquet", "--recheck", input_path=path, extra=["--id-field", "id"])
+    assert "cached 6" in checked.output and "up to date" not in checked.output and len(llm.log()) == 6
+    # what the table is a function of: a setting, the input, the table itself
+    for extra in (["--concurrency", "3"],):  # not in the request: answered from the cache
+        changed = label(llm, "-o", "a.parquet", input_path=path, extra=["--id-field", "id", *extra])
+        assert "up to date" not in changed.output
+    with open(path, "a") as fh:  # one more record: only it is asked
+        fh.write(json.dumps({"id": "item-6", "text": "sample item-6: what is 6+1?"}) + "\n")
+    grown = label(llm, "-o", "a.parquet", input_path=path, extra=["--id-field", "id"])
+    assert "up to date" not in grown.output and "cached 6" in grown.output and len(llm.log()) == 7
+    pd.read_parquet("a.parquet").iloc[:3].to_parquet("a.parquet")  # edited since: answered again from the cache
+    edited = label(llm, "-o", "a.parquet", input_path=path, extra=["--id-field", "id"])
+    assert "up to date" not in edited.output and len(pd.read_parquet("a.parquet")) == 7 and len(llm.log()) == 7
+
+
+def test_a_run_with_failed_items_is_never_up_to_date(llm, tmp_path):
+    llm.rules([{"match": "item-1:", "times": 1, "content": "not json"}])
+    path = samples(tmp_path, 3)
+    assert label(llm, "-o", "a.parquet", input_path=path, extra=["--id-field", "id", "--reasks", "0"]).exit_code == 1
+    assert json.loads(open("a.parquet.summary.json").read())["job_fingerprint"] is None
+    rerun = label(llm, "-o", "a.parquet", input_path=path, extra=["--id-field", "id", "--reasks", "0"])
+    assert "up to date" not in rerun.output and (pd.read_parquet("a.parquet").status == "ok").all()
+
+
 def test_429_with_retry_after_and_500_are_retried(llm, tmp_path):
     llm.rules([{"match": "item-1:", "times": 2, "status": 429, "headers": {"Retry-After": "1"}},
                {"match": "item-2:", "times": 2, "status": 500},

@@ -111,6 +111,9 @@ def main() -> None:
 @click.option("--max-cost", type=float, help="Stop starting requests at this estimated spend (USD); with "
               "--batch-api, submit no more than it; several models share it equally.")
 @click.option("--dry-run", is_flag=True, help="Estimate tokens and cost; send nothing.")
+@click.option("--recheck", is_flag=True,
+              help="Even when the table is up to date (the same finished job), answer every item again from "
+                   "the cache, each answer validated again.")
 @click.option("--model-path", type=click.Path(), help="GGUF file for the embedded model.")
 @click.option("--config", "config_path", type=click.Path(), help="annotator.toml to read.")
 @click.option("--progress/--no-progress", default=None,
@@ -118,7 +121,7 @@ def main() -> None:
 @errors_to_messages
 def label_cmd(inputs: tuple[str, ...], output: str, text_field: str | None, template: str | None,
               id_field: str | None, source: str | None, on_bad_record: str, no_keep_fields: bool,
-              max_cost: float | None, dry_run: bool, config_path: str | None,
+              max_cost: float | None, dry_run: bool, recheck: bool, config_path: str | None,
               progress: bool | None, **settings: Any) -> None:
     """Label INPUTS (JSONL, JSON, CSV, Parquet, saved datasets) into OUTPUT."""
     from annotator.config import load_settings
@@ -128,7 +131,7 @@ def label_cmd(inputs: tuple[str, ...], output: str, text_field: str | None, temp
     spec = SourceSpec(text_field=text_field, template=template, id_field=id_field, source=source)
     summary = label_files(
         list(inputs), output, spec, load_settings(settings, config_path),
-        on_bad_record=on_bad_record, dry_run=dry_run, max_cost=max_cost,
+        on_bad_record=on_bad_record, dry_run=dry_run, max_cost=max_cost, recheck=recheck,
         keep_fields=not no_keep_fields,
         progress="auto" if progress is None else progress,  # a bar on a terminal, a line every 5 s otherwise
     )

@@ -31,6 +31,8 @@ from annotator.labeling.session import Session
 from annotator.labeling.sources import SourceSpec, items_from_records, read_items
 from annotator.labeling.store import TableWriter, read_table, rejects_path, write_rejects
 from annotator.labeling.summary import Summary, Tally
+from annotator.labeling.uptodate import finished, job_fingerprint, sealed
+from annotator.llm.usage import Counters
 from annotator.records import Item, Reject
 from annotator.taxonomy import load_taxonomy
 
@@ -167,20 +169,50 @@ def label_files(
     settings: Settings,
     *,
     on_bad_record: OnBad = "error",
+    recheck: bool = False,
     **kwargs: Any,
 ) -> Summary:
-    """Read files, label their items, write the table and summary (``annotator label``)."""
+    """Read files, label their items, write the table and summary (``annotator label``).
+
+    A finished job run again is up to date (:mod:`annotator.labeling.uptodate`): its table is
+    returned as it is, nothing sent or read from the cache, unless ``recheck`` (answer every
+    item again from the cache, each answer validated again).
+    """
+    started = time.perf_counter()
     dry_run = bool(kwargs.get("dry_run"))
     if not dry_run:
         check_outputs(output, paths)
     with output_lock(None if dry_run else output):
+        fingerprint = None if dry_run or settings.no_cache else job_fingerprint(
+            paths, spec, settings, on_bad_record=on_bad_record, keep_fields=kwargs.get("keep_fields", True))
+        done = finished(output, fingerprint) if fingerprint and not recheck else None
+        if done is not None:
+            return _returned_as_is(done, output, time.perf_counter() - started)
 
         def source() -> Iterator[Item | Reject]:
             return read_items(paths, spec)
 
         found = scan(source)
         check_rejects(found, on_bad_record)
-        return run(source, found, settings, output=output, **kwargs)
+        summary = run(source, found, settings, output=output, **kwargs)
+        if not dry_run:
+            summary = sealed(summary, fingerprint)
+            write_json_atomic(Path(f"{output}.summary.json"), summary.model_dump())
+        return summary
+
+
+def _returned_as_is(done: Summary, output: str | Path, wall: float) -> Summary:
+    """The summary of a rerun that found its table up to date: nothing sent, nothing read."""
+    per_model = {name: {**m, "requests": 0, "cost_usd": None if m["cost_usd"] is None else 0.0}
+                 for name, m in (done.per_model or {}).items()} or None
+    summary = done.model_copy(update={
+        **Counters().model_dump(), "cached": done.ok, "up_to_date": True, "batch": None, "per_model": per_model,
+        "estimated_cost_usd": None if done.estimated_cost_usd is None else 0.0, "structured_output": "",
+        "wall_seconds": round(wall, 3),
+        "items_per_second": round(done.ok / wall, 2) if wall else 0.0,
+    })
+    write_json_atomic(Path(f"{output}.summary.json"), summary.model_dump())
+    return summary
 
 
 def label(

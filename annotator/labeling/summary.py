@@ -44,6 +44,9 @@ class Summary(Counters):
     subset_outliers: int = 0  # items unlike a clear majority of their subset, flagged (not changed)
     subset_majority_taken: int = 0  # items given their subset's clear majority label (flagged)
     subset_uniformity: dict[str, dict[str, Any]] | None = None  # per subset: each dimension's majority share
+    job_fingerprint: str | None = None  # a run that labeled every item: what it was a function of
+    table_sha256: str | None = None  # ... and the table it wrote (annotator.labeling.uptodate)
+    up_to_date: bool = False  # this run found that table up to date and returned it
 
     @classmethod
     def combined(cls, per_model: dict[str, Summary]) -> Summary:
@@ -103,6 +106,9 @@ class Summary(Counters):
             lines.append(f"  flagged: {self.reasked_by_evidence} answers contradicted by their record (re-asked), "
                          f"{self.subset_outliers} unlike their subset, {self.subset_majority_taken} given their "
                          "subset's majority (see the flags column; review push puts them first)")
+        if self.up_to_date:
+            lines.append("  up to date: same inputs, settings and labeler as the run that wrote the table, which is "
+                         "unchanged; nothing sent or read (--recheck answers every item again from the cache)")
         if self.budget_stopped:
             lines.append("  stopped at --max-cost: rerun to continue")
         for reason, n in sorted(self.failure_reasons.items(), key=lambda kv: -kv[1])[:5]:
