@@ -4,7 +4,7 @@ A run that labels every item (nothing failed, nothing rejected, no budget stop) 
 ``OUTPUT.summary.json`` its *job fingerprint* and the table's sha256. The job fingerprint is a
 sha256 over canonical JSON of everything the table is a function of:
 
-* the input files' contents (a directory: every file under it, by relative path);
+* the input files' bytes, however large (a directory: every file under it, by relative path);
 * how records become items (``SourceSpec``: text field, template, id field, source name);
 * every setting (after the embedded model's defaults are applied) and the job's own options
   (``--on-bad-record``, whether input fields are kept); a setting naming a file (``--taxonomy``,
@@ -55,7 +55,7 @@ def job_fingerprint(paths: Iterable[str | Path], spec: SourceSpec, settings: Set
     """
     inputs = []
     for p in paths:
-        digest = _tree_digest(Path(p))
+        digest = _tree_digest(Path(p), exact=True)  # read once: small beside labeling the items
         if digest is None:
             return None
         inputs.append(digest)
@@ -112,10 +112,10 @@ def _file_digest(path: Path, exact: bool = False) -> str:
     return h.hexdigest()
 
 
-def _tree_digest(path: Path, suffix: str = "") -> str | None:
+def _tree_digest(path: Path, suffix: str = "", exact: bool = False) -> str | None:
     """A file's digest, or a directory's: every file under it (``suffix``: only those), by relative path."""
     if path.is_file():
-        return _file_digest(path)
+        return _file_digest(path, exact)
     if not path.is_dir():
         return None
     h = hashlib.sha256()
@@ -123,5 +123,5 @@ def _tree_digest(path: Path, suffix: str = "") -> str | None:
         dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
         for name in sorted(n for n in names if n.endswith(suffix) and not n.startswith(".")):
             file = Path(root) / name
-            h.update(f"{file.relative_to(path)}\0{_file_digest(file)}\0".encode())
+            h.update(f"{file.relative_to(path)}\0{_file_digest(file, exact)}\0".encode())
     return h.hexdigest()
