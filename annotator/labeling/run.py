@@ -31,8 +31,7 @@ from annotator.labeling.session import Session
 from annotator.labeling.sources import SourceSpec, items_from_records, read_items
 from annotator.labeling.store import TableWriter, read_table, rejects_path, write_rejects
 from annotator.labeling.summary import Summary, Tally
-from annotator.labeling.uptodate import finished, job_fingerprint, sealed
-from annotator.llm.usage import Counters
+from annotator.labeling.uptodate import as_rerun, finished, job_fingerprint, sealed
 from annotator.records import Item, Reject
 from annotator.taxonomy import load_taxonomy
 
@@ -187,7 +186,9 @@ def label_files(
             paths, spec, settings, on_bad_record=on_bad_record, keep_fields=kwargs.get("keep_fields", True))
         done = finished(output, fingerprint) if fingerprint and not recheck else None
         if done is not None:
-            return _returned_as_is(done, output, time.perf_counter() - started)
+            summary = as_rerun(done, time.perf_counter() - started)
+            write_json_atomic(Path(f"{output}.summary.json"), summary.model_dump())
+            return summary
 
         def source() -> Iterator[Item | Reject]:
             return read_items(paths, spec)
@@ -199,20 +200,6 @@ def label_files(
             summary = sealed(summary, fingerprint)
             write_json_atomic(Path(f"{output}.summary.json"), summary.model_dump())
         return summary
-
-
-def _returned_as_is(done: Summary, output: str | Path, wall: float) -> Summary:
-    """The summary of a rerun that found its table up to date: nothing sent, nothing read."""
-    per_model = {name: {**m, "requests": 0, "cost_usd": None if m["cost_usd"] is None else 0.0}
-                 for name, m in (done.per_model or {}).items()} or None
-    summary = done.model_copy(update={
-        **Counters().model_dump(), "cached": done.ok, "up_to_date": True, "batch": None, "per_model": per_model,
-        "estimated_cost_usd": None if done.estimated_cost_usd is None else 0.0, "structured_output": "",
-        "wall_seconds": round(wall, 3),
-        "items_per_second": round(done.ok / wall, 2) if wall else 0.0,
-    })
-    write_json_atomic(Path(f"{output}.summary.json"), summary.model_dump())
-    return summary
 
 
 def label(

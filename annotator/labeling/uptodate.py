@@ -25,7 +25,6 @@ every answer read from the cache and validated again.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import asdict
@@ -35,6 +34,8 @@ from typing import Any
 from annotator.config import Settings, effective, resource_path
 from annotator.labeling.sources import SourceSpec
 from annotator.labeling.summary import Summary
+from annotator.llm.cache import request_key
+from annotator.llm.usage import Counters
 
 _BIG = 64 << 20  # files above this count by size and modification time, not content
 _PACKAGE = Path(__file__).resolve().parent.parent
@@ -72,7 +73,7 @@ def job_fingerprint(paths: Iterable[str | Path], spec: SourceSpec, settings: Set
         "job": job, "data": [_tree_digest(resource_path(name)) for name in ("schemas", "prompts")],
         "code": _tree_digest(_PACKAGE, suffix=".py"),
     }
-    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
+    return request_key(blob)  # the one canonical-JSON sha256
 
 
 def finished(output: str | Path, fingerprint: str) -> Summary | None:
@@ -85,6 +86,17 @@ def finished(output: str | Path, fingerprint: str) -> Summary | None:
     if done.job_fingerprint != fingerprint or not done.table_sha256 or not Path(output).is_file():
         return None
     return done if _file_digest(Path(output), exact=True) == done.table_sha256 else None
+
+
+def as_rerun(done: Summary, wall: float) -> Summary:
+    """The summary of a rerun that found ``done``'s table up to date: nothing sent, nothing read."""
+    per_model = {name: {**m, "requests": 0, "cost_usd": None if m["cost_usd"] is None else 0.0}
+                 for name, m in (done.per_model or {}).items()} or None
+    return done.model_copy(update={
+        **Counters().model_dump(), "cached": done.ok, "up_to_date": True, "batch": None, "per_model": per_model,
+        "estimated_cost_usd": None if done.estimated_cost_usd is None else 0.0, "structured_output": "",
+        "wall_seconds": round(wall, 3), "items_per_second": round(done.ok / wall, 2) if wall else 0.0,
+    })
 
 
 def sealed(summary: Summary, fingerprint: str | None) -> Summary:
